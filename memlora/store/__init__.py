@@ -1,0 +1,1 @@
+"""Knowledge-graph storage: the data model, the backend interface and its SQLite / JSONL backends."""
