@@ -1,0 +1,308 @@
+"""Loading and validating episode files (format v1 of shared/spec/episodes.md).
+
+Held-out episodes are written by others, so everything here is driven by the JSON schema
+(vendored beside this module) plus the few cross-references a schema cannot express. A bad
+file is rejected as a whole, before any model is loaded, with every problem found and the
+line it is on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import jsonschema
+
+SCHEMA_PATH = Path(__file__).with_name("episodes.schema.json")
+
+WRITE_TOOLS = frozenset(
+    {"create_entities", "create_relations", "add_observations", "delete_entities", "delete_observations", "delete_relations"}
+)
+READ_TOOLS = frozenset({"read_graph", "search_nodes", "open_nodes"})
+
+ProbeKind = Literal["single", "multi", "update", "forget", "abstain"]
+PROBE_KINDS: tuple[str, ...] = ("single", "multi", "update", "forget", "abstain")
+FACT_KINDS: tuple[str, ...] = ("entity", "relation", "observation")
+
+# Problems listed per file before giving up: enough to fix a file, not a wall of text.
+MAX_REPORTED_PROBLEMS = 20
+
+
+@dataclass(frozen=True)
+class EpisodeProblem:
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+class EpisodeFileError(ValueError):
+    """An episode file that cannot be scored; `problems` holds each one with its line number."""
+
+    def __init__(self, path: str, problems: list[EpisodeProblem], more: int = 0) -> None:
+        self.path = path
+        self.problems = problems
+        lines = [f"{path}, {p}" for p in problems]
+        if more:
+            lines.append(f"... and {more} more problem(s)")
+        super().__init__("invalid episode file:\n" + "\n".join(lines))
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    name: str | None
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
+
+    @property
+    def is_write(self) -> bool:
+        return self.name in WRITE_TOOLS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "arguments": self.arguments}
+
+
+@dataclass(frozen=True)
+class Turn:
+    user: str
+    calls: tuple[ToolCall, ...] | None = None  # None: the file gives no reference calls
+    reply: str | None = None
+
+
+@dataclass(frozen=True)
+class EntityFact:
+    name: str
+    types: tuple[str, ...] = ()  # empty: the file lists no type, so type match is not scored
+    kind: Literal["entity"] = "entity"
+
+
+@dataclass(frozen=True)
+class RelationFact:
+    source: str
+    types: tuple[str, ...]
+    target: str
+    kind: Literal["relation"] = "relation"
+
+
+@dataclass(frozen=True)
+class ObservationFact:
+    entity: str
+    # each keyword is a tuple of alternatives (a plain string keyword becomes a 1-tuple)
+    keywords: tuple[tuple[str, ...], ...]
+    kind: Literal["observation"] = "observation"
+
+
+Fact = EntityFact | RelationFact | ObservationFact
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str
+    turns: tuple[Turn, ...]
+    learn: tuple[Fact, ...] = ()
+    retract: tuple[Fact, ...] = ()
+    date: str | None = None
+
+
+@dataclass(frozen=True)
+class Probe:
+    index: int  # position in the episode's probe list: a stable id for reports and resume
+    after: str
+    question: str
+    answers: tuple[str, ...]
+    forbidden: tuple[str, ...]
+    kind: str
+
+
+@dataclass(frozen=True)
+class Episode:
+    id: str
+    user: UserInfo
+    sessions: tuple[Session, ...]
+    probes: tuple[Probe, ...]
+    line: int = 0
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def session_index(self, session_id: str) -> int:
+        for i, session in enumerate(self.sessions):
+            if session.id == session_id:
+                return i
+        raise KeyError(session_id)
+
+
+@lru_cache(maxsize=1)
+def episode_schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    schema = episode_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _schema_problems(data: Any) -> list[str]:
+    """One message per schema violation, each naming the JSON path of the offending value."""
+    errors = sorted(_validator().iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
+    messages = []
+    for error in errors:
+        for detail in _explain(error):
+            messages.append(f"schema violation at {detail.json_path}: {detail.message}")
+    return messages
+
+
+def _explain(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
+    """For a oneOf (a fact, a keyword), the errors of the branch the value meant to be.
+
+    "is not valid under any of the given schemas" does not help anyone fix a file; a fact's
+    `kind` says which branch was meant, so report what is wrong inside that branch.
+    """
+    if error.validator != "oneOf" or not error.context:
+        return [error]
+    branches: dict[Any, list[jsonschema.ValidationError]] = {}
+    for sub in error.context:
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    meant = [subs for subs in branches.values() if not any(list(s.relative_path) == ["kind"] for s in subs)]
+    if isinstance(error.instance, dict) and "kind" in error.instance:
+        if len(meant) == 1:
+            return [detail for sub in meant[0] for detail in _explain(sub)]
+        if not meant:
+            error.message = f"unknown fact kind {error.instance['kind']!r} (entity, relation or observation)"
+            return [error]
+    if isinstance(error.instance, list):
+        # a keyword given as a list of alternatives: what is wrong with the list itself
+        array_branch = [
+            sub for sub in error.context if error.validator_value[sub.relative_schema_path[0]].get("type") == "array"
+        ]
+        if array_branch:
+            return array_branch
+    return [jsonschema.exceptions.best_match(error.context)]
+
+
+def _cross_reference_problems(data: dict[str, Any]) -> list[str]:
+    """What the schema cannot say: unique session ids and probes naming an existing session."""
+    problems = []
+    seen: set[str] = set()
+    for i, session in enumerate(data["sessions"]):
+        if session["id"] in seen:
+            problems.append(f"duplicate session id {session['id']!r} at $.sessions[{i}].id")
+        seen.add(session["id"])
+    for i, probe in enumerate(data["probes"]):
+        if probe["after"] not in seen:
+            problems.append(f"probe $.probes[{i}].after names no session: {probe['after']!r}")
+    return problems
+
+
+def _fact(raw: dict[str, Any]) -> Fact:
+    kind = raw["kind"]
+    if kind == "entity":
+        return EntityFact(name=raw["name"], types=tuple(raw.get("type", ())))
+    if kind == "relation":
+        return RelationFact(source=raw["from"], types=tuple(raw["type"]), target=raw["to"])
+    keywords = tuple((k,) if isinstance(k, str) else tuple(k) for k in raw["keywords"])
+    return ObservationFact(entity=raw["entity"], keywords=keywords)
+
+
+def _turn(raw: dict[str, Any]) -> Turn:
+    calls = raw.get("calls")
+    return Turn(
+        user=raw["user"],
+        calls=None if calls is None else tuple(ToolCall(c["name"], dict(c["arguments"])) for c in calls),
+        reply=raw.get("reply"),
+    )
+
+
+def episode_from_dict(data: dict[str, Any], line: int = 0) -> Episode:
+    """Builds the typed episode; `data` must already be valid (see `validate_episode`)."""
+    user = data["user"]
+    return Episode(
+        id=data["id"],
+        user=UserInfo(name=user["name"], aliases=tuple(user.get("aliases", ()))),
+        sessions=tuple(
+            Session(
+                id=s["id"],
+                date=s.get("date"),
+                turns=tuple(_turn(t) for t in s["turns"]),
+                learn=tuple(_fact(f) for f in s.get("learn", ())),
+                retract=tuple(_fact(f) for f in s.get("retract", ())),
+            )
+            for s in data["sessions"]
+        ),
+        probes=tuple(
+            Probe(
+                index=i,
+                after=p["after"],
+                question=p["question"],
+                answers=tuple(p["answers"]),
+                forbidden=tuple(p.get("forbidden", ())),
+                kind=p["kind"],
+            )
+            for i, p in enumerate(data["probes"])
+        ),
+        line=line,
+        raw=data,
+    )
+
+
+def validate_episode(data: Any) -> list[str]:
+    """Every reason this decoded JSON value is not a valid episode; empty when it is."""
+    problems = _schema_problems(data)
+    if problems:
+        return problems
+    return _cross_reference_problems(data)
+
+
+def parse_episodes(text: str, path: str = "<string>") -> list[Episode]:
+    """Parses JSON Lines text; raises EpisodeFileError listing every problem with its line.
+
+    Blank lines are skipped (a trailing newline is common); line numbers count them.
+    """
+    episodes: list[Episode] = []
+    problems: list[EpisodeProblem] = []
+    first_line_of_id: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as error:
+            problems.append(EpisodeProblem(number, f"bad JSON: {error.msg} (column {error.colno})"))
+            continue
+        reasons = validate_episode(data)
+        if reasons:
+            problems.extend(EpisodeProblem(number, reason) for reason in reasons)
+            continue
+        if data["id"] in first_line_of_id:
+            # Results are keyed by episode id (reports, resume), so ids must be unique in a file.
+            problems.append(
+                EpisodeProblem(number, f"duplicate episode id {data['id']!r} (first on line {first_line_of_id[data['id']]})")
+            )
+            continue
+        first_line_of_id[data["id"]] = number
+        episodes.append(episode_from_dict(data, line=number))
+    if not problems and not episodes:
+        problems.append(EpisodeProblem(0, "the file holds no episodes"))
+    if problems:
+        shown = problems[:MAX_REPORTED_PROBLEMS]
+        raise EpisodeFileError(path, shown, more=len(problems) - len(shown))
+    return episodes
+
+
+def load_episodes(path: str | Path) -> list[Episode]:
+    """Reads and validates an episode file; raises EpisodeFileError (or OSError) when unusable."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise EpisodeFileError(str(path), [EpisodeProblem(0, f"not UTF-8 text: {error.reason}")]) from error
+    return parse_episodes(text, str(path))
