@@ -1,0 +1,186 @@
+"""The JSONL backend: the reference memory server's file, byte for byte.
+
+One JSON object per line (`"type": "entity"` or `"type": "relation"`), entities first, lines
+joined by a newline with none after the last, compact JSON with non-ASCII text kept as is:
+exactly what the reference writes, so either program can open the other's file.
+
+Every call takes an exclusive file lock (`<file>.lock`), re-reads the file, applies the
+operation and, if anything changed, writes a temporary file beside it and renames it over the
+original. Several processes can therefore share one file without losing each other's writes,
+and a crash leaves either the old file or the new one. A line that cannot be read stops the
+call with `CorruptStoreError` naming the line; the file is never written over in that case.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from filelock import FileLock
+
+from memlora.store import validate
+from memlora.store.base import MemoryStore
+from memlora.store.graph import (
+    DEFAULT_LIMITS,
+    AddedObservations,
+    CorruptStoreError,
+    Entity,
+    KnowledgeGraph,
+    Limits,
+    ObservationAddition,
+    ObservationDeletion,
+    Relation,
+)
+from memlora.store.memory import GraphState
+
+T = TypeVar("T")
+
+
+def entity_line(entity: Entity) -> str:
+    return _dumps(
+        {"type": "entity", "name": entity.name, "entityType": entity.entity_type, "observations": entity.observations}
+    )
+
+
+def relation_line(relation: Relation) -> str:
+    return _dumps(
+        {"type": "relation", "from": relation.source, "to": relation.target, "relationType": relation.relation_type}
+    )
+
+
+def _dumps(obj: dict[str, Any]) -> str:
+    # Matches JavaScript's JSON.stringify: no spaces, non-ASCII text unescaped.
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def format_graph(graph: KnowledgeGraph) -> str:
+    """The whole file's text for `graph`, as the reference server would write it."""
+    lines = [entity_line(e) for e in graph.entities] + [relation_line(r) for r in graph.relations]
+    return "\n".join(lines)
+
+
+def parse_graph(text: str, path: str = "<memory>") -> KnowledgeGraph:
+    """Reads the reference format; blank lines are skipped, anything unreadable raises."""
+    graph = KnowledgeGraph()
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise CorruptStoreError(path, number, f"not valid JSON ({error.msg})") from None
+        if not isinstance(item, dict):
+            raise CorruptStoreError(path, number, "expected a JSON object")
+        kind = item.get("type")
+        if kind == "entity":
+            _require_strings(item, ("name", "entityType"), path, number)
+            observations = item.get("observations")
+            if not isinstance(observations, list) or not all(isinstance(o, str) for o in observations):
+                raise CorruptStoreError(path, number, "field 'observations' must be an array of strings")
+            graph.entities.append(Entity.from_dict(item))
+        elif kind == "relation":
+            _require_strings(item, ("from", "to", "relationType"), path, number)
+            graph.relations.append(Relation.from_dict(item))
+        else:
+            raise CorruptStoreError(path, number, f"unknown record type {kind!r}")
+    return graph
+
+
+def _require_strings(item: dict[str, Any], keys: tuple[str, ...], path: str, number: int) -> None:
+    for key in keys:
+        if not isinstance(item.get(key), str):
+            raise CorruptStoreError(path, number, f"field {key!r} must be a string")
+
+
+class JsonlStore(MemoryStore):
+    """A `MemoryStore` in a reference-format JSONL file, shareable between processes."""
+
+    def __init__(self, path: str | Path, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.path = Path(path)
+        self.limits = limits
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file_lock = FileLock(str(self.path) + ".lock")
+        self._thread_lock = threading.Lock()
+        # Fail at open time, not on the first tool call, if the file is already unreadable.
+        self._load()
+
+    def _load(self) -> GraphState:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return GraphState()
+        except UnicodeDecodeError as error:
+            line = text_line_of_offset(self.path.read_bytes(), error.start)
+            raise CorruptStoreError(str(self.path), line, "not valid UTF-8") from None
+        return GraphState(parse_graph(text, str(self.path)))
+
+    def _save(self, state: GraphState) -> None:
+        data = format_graph(state.graph()).encode("utf-8")
+        fd, temp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if self.path.exists():
+                os.chmod(temp, self.path.stat().st_mode & 0o777)
+            os.replace(temp, self.path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+
+    def _locked(self, operation: Callable[[GraphState], T], *, write: bool) -> T:
+        """Runs `operation` on a fresh read of the file under the lock; saves it if `write` says so."""
+        with self._thread_lock, self._file_lock:
+            state = self._load()
+            result = operation(state)
+            if write and result is not False:
+                self._save(state)
+            return result
+
+    # -- the nine operations ------------------------------------------------------------------
+
+    def create_entities(self, entities: list[Entity]) -> list[Entity]:
+        validate.check_entities(entities, self.limits)
+        return self._locked(lambda s: s.create_entities(entities) or False, write=True) or []
+
+    def create_relations(self, relations: list[Relation]) -> list[Relation]:
+        validate.check_relations(relations, self.limits)
+        return self._locked(lambda s: s.create_relations(relations) or False, write=True) or []
+
+    def add_observations(self, additions: list[ObservationAddition]) -> list[AddedObservations]:
+        validate.check_additions(additions, self.limits)
+        results: list[AddedObservations] = self._locked(lambda s: s.add_observations(additions), write=True)
+        return results
+
+    def delete_entities(self, names: list[str]) -> None:
+        validate.check_names(names, self.limits, "entityNames")
+        self._locked(lambda s: s.delete_entities(names), write=True)
+
+    def delete_observations(self, deletions: list[ObservationDeletion]) -> None:
+        validate.check_deletions(deletions, self.limits)
+        self._locked(lambda s: s.delete_observations(deletions), write=True)
+
+    def delete_relations(self, relations: list[Relation]) -> None:
+        validate.check_relations(relations, self.limits, required=False)
+        self._locked(lambda s: s.delete_relations(relations), write=True)
+
+    def read_graph(self) -> KnowledgeGraph:
+        return self._locked(lambda s: s.graph(), write=False)
+
+    def search_nodes(self, query: str) -> KnowledgeGraph:
+        validate.check_query(query, self.limits)
+        return self._locked(lambda s: s.search_nodes(query), write=False)
+
+    def open_nodes(self, names: list[str]) -> KnowledgeGraph:
+        validate.check_names(names, self.limits, "names")
+        return self._locked(lambda s: s.open_nodes(names), write=False)
+
+
+def text_line_of_offset(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1

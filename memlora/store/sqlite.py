@@ -1,0 +1,278 @@
+"""The SQLite backend: the embedded default.
+
+One row per entity (observations as a JSON array, because they are always read and written
+with their entity), one row per relation, and an FTS5 trigram index over a lower-cased copy of
+each entity's text. Every call is one transaction; writes take the write lock up front
+(`BEGIN IMMEDIATE`) so two processes sharing a file queue instead of failing midway. Only
+`read_graph` reads every row: lookups go through the name index, relation lookups through the
+endpoint indexes, and `search_nodes` through the trigram index.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from memlora.store import validate
+from memlora.store.base import MemoryStore
+from memlora.store.graph import (
+    DEFAULT_LIMITS,
+    AddedObservations,
+    Entity,
+    EntityNotFoundError,
+    KnowledgeGraph,
+    Limits,
+    ObservationAddition,
+    ObservationDeletion,
+    Relation,
+)
+from memlora.store.memory import matches, unique, unique_entities
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS entities (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    entity_type TEXT NOT NULL,
+    observations TEXT NOT NULL  -- JSON array of strings, in insertion order
+);
+CREATE TABLE IF NOT EXISTS relations (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    target TEXT NOT NULL,
+    relation_type TEXT NOT NULL,
+    UNIQUE (source, target, relation_type)
+);
+CREATE INDEX IF NOT EXISTS relations_by_target ON relations (target);
+-- rowid = entities.id, body = the entity's name, type and observations, lower-cased by Python
+CREATE VIRTUAL TABLE IF NOT EXISTS entity_text USING fts5 (body, tokenize = 'trigram case_sensitive 1');
+"""
+
+# Joins the searchable strings of one entity in the index; the exact match is re-checked in
+# Python, so a hit that spans two strings is only a wasted candidate, never a wrong answer.
+_SEPARATOR = "\x1f"
+# The trigram index can only answer queries of at least three characters.
+_MIN_INDEXED_QUERY = 3
+
+
+def _search_body(entity: Entity) -> str:
+    return _SEPARATOR.join([entity.name, entity.entity_type, *entity.observations]).lower()
+
+
+def _entity(row: sqlite3.Row | tuple[str, str, str]) -> Entity:
+    return Entity(name=row[0], entity_type=row[1], observations=json.loads(row[2]))
+
+
+class SqliteStore(MemoryStore):
+    """A `MemoryStore` in one SQLite file (or in memory for `:memory:`); safe across threads and processes."""
+
+    def __init__(self, path: str | Path, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.path = str(path)
+        self.limits = limits
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit mode: transactions are opened explicitly, one per call.
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        self._lock = threading.Lock()
+        self._db.execute("PRAGMA busy_timeout = 30000")
+        if self.path != ":memory:":
+            self._db.execute("PRAGMA journal_mode = WAL")
+            # In WAL mode NORMAL never corrupts the file; a power cut may only lose the last commits.
+            self._db.execute("PRAGMA synchronous = NORMAL")
+        with self._write() as db:
+            # executescript() would commit on its own; run the statements inside our transaction.
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+
+    # -- transactions -------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        # A read transaction gives the entity and relation queries one consistent snapshot.
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield self._db
+            finally:
+                self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def create_entities(self, entities: list[Entity]) -> list[Entity]:
+        validate.check_entities(entities, self.limits)
+        added = []
+        with self._write() as db:
+            for entity in unique_entities(entities):
+                cursor = db.execute(
+                    "INSERT INTO entities (name, entity_type, observations) VALUES (?, ?, ?) "
+                    "ON CONFLICT (name) DO NOTHING",
+                    (entity.name, entity.entity_type, json.dumps(entity.observations, ensure_ascii=False)),
+                )
+                if cursor.rowcount:
+                    db.execute(
+                        "INSERT INTO entity_text (rowid, body) VALUES (?, ?)", (cursor.lastrowid, _search_body(entity))
+                    )
+                    added.append(entity)
+        return added
+
+    def create_relations(self, relations: list[Relation]) -> list[Relation]:
+        validate.check_relations(relations, self.limits)
+        added = []
+        with self._write() as db:
+            self._require(db, unique([name for r in relations for name in (r.source, r.target)]))
+            for relation in dict.fromkeys(relations):
+                cursor = db.execute(
+                    "INSERT INTO relations (source, target, relation_type) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    (relation.source, relation.target, relation.relation_type),
+                )
+                if cursor.rowcount:
+                    added.append(relation)
+        return added
+
+    def add_observations(self, additions: list[ObservationAddition]) -> list[AddedObservations]:
+        validate.check_additions(additions, self.limits)
+        results = []
+        with self._write() as db:
+            self._require(db, unique(a.entity_name for a in additions))
+            for addition in additions:
+                row_id, entity = self._load(db, addition.entity_name)
+                present = set(entity.observations)
+                new = [text for text in unique(addition.contents) if text not in present]
+                if new:
+                    entity.observations.extend(new)
+                    self._store_observations(db, row_id, entity)
+                results.append(AddedObservations(addition.entity_name, new))
+        return results
+
+    def delete_entities(self, names: list[str]) -> None:
+        validate.check_names(names, self.limits, "entityNames")
+        with self._write() as db:
+            for name in unique(names):
+                row = db.execute("SELECT id FROM entities WHERE name = ?", (name,)).fetchone()
+                if row is None:
+                    continue
+                db.execute("DELETE FROM entities WHERE id = ?", row)
+                db.execute("DELETE FROM entity_text WHERE rowid = ?", row)
+                db.execute("DELETE FROM relations WHERE source = ? OR target = ?", (name, name))
+
+    def delete_observations(self, deletions: list[ObservationDeletion]) -> None:
+        validate.check_deletions(deletions, self.limits)
+        with self._write() as db:
+            for deletion in deletions:
+                found = self._find(db, deletion.entity_name)
+                if found is None:
+                    continue
+                row_id, entity = found
+                doomed = set(deletion.observations)
+                kept = [text for text in entity.observations if text not in doomed]
+                if len(kept) != len(entity.observations):
+                    entity.observations = kept
+                    self._store_observations(db, row_id, entity)
+
+    def delete_relations(self, relations: list[Relation]) -> None:
+        validate.check_relations(relations, self.limits, required=False)
+        with self._write() as db:
+            db.executemany(
+                "DELETE FROM relations WHERE source = ? AND target = ? AND relation_type = ?",
+                [(r.source, r.target, r.relation_type) for r in relations],
+            )
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def read_graph(self) -> KnowledgeGraph:
+        with self._read() as db:
+            entities = [_entity(row) for row in db.execute("SELECT name, entity_type, observations FROM entities ORDER BY id")]
+            relations = [
+                Relation(*row) for row in db.execute("SELECT source, target, relation_type FROM relations ORDER BY id")
+            ]
+        return KnowledgeGraph(entities=entities, relations=relations)
+
+    def search_nodes(self, query: str) -> KnowledgeGraph:
+        validate.check_query(query, self.limits)
+        needle = query.lower()
+        with self._read() as db:
+            if len(needle) >= _MIN_INDEXED_QUERY:
+                phrase = '"' + needle.replace('"', '""') + '"'
+                rows = db.execute(
+                    "SELECT e.name, e.entity_type, e.observations FROM entity_text JOIN entities e ON e.id = entity_text.rowid "
+                    "WHERE entity_text MATCH ? ORDER BY e.id",
+                    (phrase,),
+                )
+            else:
+                # Too short for the trigram index: the one case that reads every entity.
+                rows = db.execute("SELECT name, entity_type, observations FROM entities ORDER BY id")
+            entities = [entity for entity in map(_entity, rows) if matches(entity, needle)]
+            return KnowledgeGraph(entities=entities, relations=self._touching(db, [e.name for e in entities]))
+
+    def open_nodes(self, names: list[str]) -> KnowledgeGraph:
+        validate.check_names(names, self.limits, "names")
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT name, entity_type, observations FROM entities "
+                "WHERE name IN (SELECT value FROM json_each(?)) ORDER BY id",
+                (json.dumps(names),),
+            )
+            entities = [_entity(row) for row in rows]
+            return KnowledgeGraph(entities=entities, relations=self._touching(db, [e.name for e in entities]))
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _touching(db: sqlite3.Connection, names: Sequence[str]) -> list[Relation]:
+        """Relations with at least one endpoint in `names`, in insertion order, via the endpoint indexes."""
+        if not names:
+            return []
+        encoded = json.dumps(list(names))
+        rows = db.execute(
+            "SELECT source, target, relation_type FROM relations WHERE id IN ("
+            " SELECT id FROM relations WHERE source IN (SELECT value FROM json_each(?1))"
+            " UNION SELECT id FROM relations WHERE target IN (SELECT value FROM json_each(?1))"
+            ") ORDER BY id",
+            (encoded,),
+        )
+        return [Relation(*row) for row in rows]
+
+    @staticmethod
+    def _find(db: sqlite3.Connection, name: str) -> tuple[int, Entity] | None:
+        row = db.execute("SELECT id, name, entity_type, observations FROM entities WHERE name = ?", (name,)).fetchone()
+        return None if row is None else (row[0], _entity(row[1:]))
+
+    def _load(self, db: sqlite3.Connection, name: str) -> tuple[int, Entity]:
+        found = self._find(db, name)
+        if found is None:
+            raise EntityNotFoundError(name)
+        return found
+
+    @staticmethod
+    def _require(db: sqlite3.Connection, names: Sequence[str]) -> None:
+        """Raises for the first name that is not an entity, before anything is written."""
+        for name in names:
+            if db.execute("SELECT 1 FROM entities WHERE name = ?", (name,)).fetchone() is None:
+                raise EntityNotFoundError(name)
+
+    @staticmethod
+    def _store_observations(db: sqlite3.Connection, row_id: int, entity: Entity) -> None:
+        db.execute(
+            "UPDATE entities SET observations = ? WHERE id = ?",
+            (json.dumps(entity.observations, ensure_ascii=False), row_id),
+        )
+        db.execute("UPDATE entity_text SET body = ? WHERE rowid = ?", (_search_body(entity), row_id))
