@@ -306,3 +306,19 @@ def load_episodes(path: str | Path) -> list[Episode]:
     except UnicodeDecodeError as error:
         raise EpisodeFileError(str(path), [EpisodeProblem(0, f"not UTF-8 text: {error.reason}")]) from error
     return parse_episodes(text, str(path))
+
+
+def fact_to_dict(fact: Fact) -> dict[str, Any]:
+    """A fact in the file's own format, for reports."""
+    if isinstance(fact, EntityFact):
+        data: dict[str, Any] = {"kind": "entity", "name": fact.name}
+        if fact.types:
+            data["type"] = list(fact.types)
+        return data
+    if isinstance(fact, RelationFact):
+        return {"kind": "relation", "from": fact.source, "type": list(fact.types), "to": fact.target}
+    return {
+        "kind": "observation",
+        "entity": fact.entity,
+        "keywords": [k[0] if len(k) == 1 else list(k) for k in fact.keywords],
+    }
