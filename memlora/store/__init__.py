@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from memlora.store.base import MemoryStore
 from memlora.store.graph import DEFAULT_LIMITS, Limits
+
+
+# The reference server's variable: when set, memlora uses that JSONL file, like the reference.
+MEMORY_FILE_ENV = "MEMORY_FILE_PATH"
+
+
+def default_store_url() -> str:
+    """The store to use when none is named: $MEMORY_FILE_PATH as JSONL, else SQLite in the user data folder."""
+    memory_file = os.environ.get(MEMORY_FILE_ENV)
+    if memory_file:
+        # The reference resolves a relative path against its own install folder; relative to
+        # the working directory is the only sensible reading for memlora.
+        return f"jsonl:{Path(memory_file).expanduser().resolve()}"
+    import platformdirs
+
+    return f"sqlite:{Path(platformdirs.user_data_dir('memlora')) / 'memory.db'}"
 
 
 def open_store(url: str, limits: Limits = DEFAULT_LIMITS) -> MemoryStore:
@@ -22,4 +41,4 @@ def open_store(url: str, limits: Limits = DEFAULT_LIMITS) -> MemoryStore:
     raise ValueError(f"unknown store scheme {scheme!r} in {url!r}; use sqlite: or jsonl:")
 
 
-__all__ = ["MemoryStore", "open_store"]
+__all__ = ["MemoryStore", "default_store_url", "open_store"]

@@ -7,6 +7,7 @@ purpose, docs/compatibility.md says so. Every mutating call is all-or-nothing.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from types import TracebackType
 
 from memlora.store.graph import (
@@ -17,6 +18,15 @@ from memlora.store.graph import (
     ObservationDeletion,
     Relation,
 )
+
+
+@dataclass
+class MergeReport:
+    """What `merge_graph` changed."""
+
+    entities_added: int = 0
+    observations_added: int = 0
+    relations_added: int = 0
 
 
 class MemoryStore(ABC):
@@ -56,6 +66,16 @@ class MemoryStore(ABC):
     @abstractmethod
     def open_nodes(self, names: list[str]) -> KnowledgeGraph:
         """Entities with exactly these names, plus relations with at least one endpoint among them."""
+
+    def merge_graph(self, graph: KnowledgeGraph) -> MergeReport:
+        """Bulk import for `memlora import`: adds what is new, keeps what is there.
+
+        Unlike the tool operations it skips the per-call limits and keeps relations whose
+        endpoints are missing, because a file written by another program may hold them and an
+        import must not lose data. Entities of a name already present get the new
+        observations appended.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot import graphs")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Releases files and connections."""

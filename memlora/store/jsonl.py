@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from filelock import FileLock
 
 from memlora.store import validate
-from memlora.store.base import MemoryStore
+from memlora.store.base import MemoryStore, MergeReport
 from memlora.store.graph import (
     DEFAULT_LIMITS,
     AddedObservations,
@@ -169,6 +169,9 @@ class JsonlStore(MemoryStore):
     def delete_relations(self, relations: list[Relation]) -> None:
         validate.check_relations(relations, self.limits, required=False)
         self._locked(lambda s: s.delete_relations(relations), write=True)
+
+    def merge_graph(self, graph: KnowledgeGraph) -> MergeReport:
+        return self._locked(lambda s: s.merge_graph(graph), write=True)
 
     def read_graph(self) -> KnowledgeGraph:
         return self._locked(lambda s: s.graph(), write=False)

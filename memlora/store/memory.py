@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from memlora.store.base import MergeReport
 from memlora.store.graph import (
     AddedObservations,
     Entity,
@@ -123,6 +124,27 @@ class GraphState:
         self.relations = [r for r in self.relations if r not in doomed]
         self._relation_set -= doomed
         return before != len(self.relations)
+
+    def merge_graph(self, graph: KnowledgeGraph) -> MergeReport:
+        """See `MemoryStore.merge_graph`: no endpoint checks, observations merged by name."""
+        report = MergeReport()
+        for incoming in graph.entities:
+            entity = self._by_name.get(incoming.name)
+            if entity is None:
+                entity = Entity(incoming.name, incoming.entity_type, [])
+                self.entities.append(entity)
+                self._by_name[entity.name] = entity
+                report.entities_added += 1
+            present = set(entity.observations)
+            new = [text for text in unique(incoming.observations) if text not in present]
+            entity.observations.extend(new)
+            report.observations_added += len(new)
+        for relation in graph.relations:
+            if relation not in self._relation_set:
+                self.relations.append(relation)
+                self._relation_set.add(relation)
+                report.relations_added += 1
+        return report
 
     def search_nodes(self, query: str) -> KnowledgeGraph:
         needle = query.lower()

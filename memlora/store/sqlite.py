@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from memlora.store import validate
-from memlora.store.base import MemoryStore
+from memlora.store.base import MemoryStore, MergeReport
 from memlora.store.graph import (
     DEFAULT_LIMITS,
     AddedObservations,
@@ -195,6 +195,36 @@ class SqliteStore(MemoryStore):
                 "DELETE FROM relations WHERE source = ? AND target = ? AND relation_type = ?",
                 [(r.source, r.target, r.relation_type) for r in relations],
             )
+
+    def merge_graph(self, graph: KnowledgeGraph) -> MergeReport:
+        report = MergeReport()
+        with self._write() as db:
+            for incoming in graph.entities:
+                found = self._find(db, incoming.name)
+                if found is None:
+                    entity = Entity(incoming.name, incoming.entity_type, unique(incoming.observations))
+                    cursor = db.execute(
+                        "INSERT INTO entities (name, entity_type, observations) VALUES (?, ?, ?)",
+                        (entity.name, entity.entity_type, json.dumps(entity.observations, ensure_ascii=False)),
+                    )
+                    db.execute("INSERT INTO entity_text (rowid, body) VALUES (?, ?)", (cursor.lastrowid, _search_body(entity)))
+                    report.entities_added += 1
+                    report.observations_added += len(entity.observations)
+                    continue
+                row_id, entity = found
+                present = set(entity.observations)
+                new = [text for text in unique(incoming.observations) if text not in present]
+                if new:
+                    entity.observations.extend(new)
+                    self._store_observations(db, row_id, entity)
+                    report.observations_added += len(new)
+            for relation in graph.relations:
+                cursor = db.execute(
+                    "INSERT INTO relations (source, target, relation_type) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    (relation.source, relation.target, relation.relation_type),
+                )
+                report.relations_added += cursor.rowcount
+        return report
 
     # -- reads --------------------------------------------------------------------------------
 

@@ -1,0 +1,79 @@
+"""`memlora serve`: run the memory server over stdio (default) or streamable HTTP."""
+
+from __future__ import annotations
+
+import hmac
+import os
+from typing import Any
+
+import click
+
+from memlora.store import default_store_url, open_store
+
+TOKEN_ENV = "MEMLORA_TOKEN"
+
+
+class BearerTokenGate:
+    """ASGI wrapper that answers 401 unless the request carries `Authorization: Bearer <token>`."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            supplied = dict(scope.get("headers") or []).get(b"authorization", b"")
+            if not hmac.compare_digest(supplied, self.expected):
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [(b"content-type", b"text/plain"), (b"www-authenticate", b"Bearer")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": b"missing or wrong bearer token\n"})
+                return
+        await self.app(scope, receive, send)
+
+
+@click.command()
+@click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    help="sqlite:PATH, jsonl:PATH or sqlite::memory:. Default: jsonl:$MEMORY_FILE_PATH if set, "
+    "else a SQLite file in the user data folder.",
+)
+@click.option("--http", "port", type=int, metavar="PORT", help="Serve streamable HTTP on PORT instead of stdio.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind with --http.")
+def serve(store_url: str | None, port: int | None, host: str) -> None:
+    """Serve the knowledge-graph memory over MCP (stdio unless --http is given).
+
+    With --http, set MEMLORA_TOKEN to require `Authorization: Bearer <token>` on every request.
+    """
+    from memlora.server.app import build_server
+
+    url = store_url or default_store_url()
+    try:
+        store = open_store(url)
+    except Exception as error:  # a bad URL or an unreadable file: say so, no traceback
+        raise click.ClickException(str(error)) from error
+    server = build_server(store)
+    try:
+        if port is None:
+            server.run("stdio")
+            return
+        import anyio
+        import uvicorn
+
+        app: Any = server.streamable_http_app(host=host)
+        token = os.environ.get(TOKEN_ENV)
+        if token:
+            app = BearerTokenGate(app, token)
+        elif host not in ("127.0.0.1", "localhost", "::1"):
+            click.echo(f"warning: serving on {host} without {TOKEN_ENV}; anyone who can reach it can edit the memory", err=True)
+        click.echo(f"memlora: serving {url} at http://{host}:{port}/mcp", err=True)
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning")
+        anyio.run(uvicorn.Server(config).serve)
+    finally:
+        store.close()
