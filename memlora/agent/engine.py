@@ -1,0 +1,238 @@
+"""Batched generation for many concurrent conversations on one model.
+
+Every conversation starts with the same system prompt and tool block (about a thousand
+tokens), so the engine computes that prefix's KV cache once per adapter and copies it into
+each batch. Requests that arrive together from asyncio tasks are decoded as one batch: the
+prompt tails after the shared prefix are left-padded *between* the prefix and the tail
+([prefix][pad..][tail]) with explicit position ids, so the cached prefix stays valid for every
+row. Rows leave the batch as soon as they stop, so the batch shrinks instead of idling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from memlora.agent.protocol import stop_token_ids
+from memlora.models.loading import BASE_ADAPTER, LoadedModel
+
+
+@dataclass
+class SamplingParams:
+    """Greedy when temperature is 0; a seed makes sampling reproducible per request."""
+
+    max_new_tokens: int = 512
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+@dataclass
+class Completion:
+    text: str
+    token_ids: list[int]
+    prompt_tokens: int
+    cached_prompt_tokens: int  # how many prompt tokens came from the shared prefix cache
+    completion_tokens: int
+    finish_reason: str  # "stop" (end of turn) or "length"
+    seconds: float
+    batch_size: int
+
+
+@dataclass
+class _Row:
+    prompt_ids: list[int]
+    params: SamplingParams
+    generator: torch.Generator | None = None
+    output: list[int] = field(default_factory=list)
+    finish_reason: str = "length"
+
+
+class GenerationEngine:
+    """Decodes prompts in batches; `generate` is the asyncio entry point, `generate_many` the sync one."""
+
+    def __init__(self, loaded: LoadedModel, prefix: str | None = None, max_batch: int = 32,
+                 use_prefix_cache: bool = True):
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.device = loaded.device
+        self.max_batch = max_batch
+        self.stop_ids = set(stop_token_ids(self.tokenizer, loaded.family))
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self.use_prefix_cache = use_prefix_cache
+        self.prefix_ids: list[int] = self.encode(prefix) if prefix else []
+        self._prefix_cache: dict[str, Any] = {}  # adapter name -> KV cache of the prefix (batch 1)
+        self._pending: list[tuple[list[int], SamplingParams, str, asyncio.Future[Completion]]] = []
+        self._worker: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memlora-generate")
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    # --- asyncio front end: collect concurrent requests into batches ----------------------
+
+    async def generate(self, prompt: str | list[int], params: SamplingParams | None = None,
+                       adapter: str | None = None) -> Completion:
+        """Queues one prompt; it is decoded together with whatever else is queued meanwhile."""
+        ids = self.encode(prompt) if isinstance(prompt, str) else list(prompt)
+        future: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
+        self._pending.append((ids, params or SamplingParams(), adapter or BASE_ADAPTER, future))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._serve())
+        return await future
+
+    async def _serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            # let every task that is about to submit do so before the batch closes
+            for _ in range(3):
+                await asyncio.sleep(0)
+            adapter = self._pending[0][2]
+            batch = [item for item in self._pending if item[2] == adapter][: self.max_batch]
+            for item in batch:
+                self._pending.remove(item)
+            try:
+                results = await loop.run_in_executor(
+                    self._executor, self.generate_many, [b[0] for b in batch], [b[1] for b in batch], adapter
+                )
+            except Exception as error:  # hand the failure to every waiting caller
+                for item in batch:
+                    if not item[3].done():
+                        item[3].set_exception(error)
+                continue
+            for item, result in zip(batch, results):
+                if not item[3].done():
+                    item[3].set_result(result)
+
+    # --- synchronous core -----------------------------------------------------------------
+
+    def generate_many(self, prompts: list[str | list[int]], params: SamplingParams | list[SamplingParams] | None = None,
+                      adapter: str | None = None) -> list[Completion]:
+        """Decodes all prompts (in chunks of max_batch) and returns their completions in order."""
+        ids = [self.encode(p) if isinstance(p, str) else list(p) for p in prompts]
+        if not isinstance(params, list):
+            params = [params or SamplingParams()] * len(ids)
+        results: list[Completion | None] = [None] * len(ids)
+        prefix = self.prefix_ids if self.use_prefix_cache else []
+        with_prefix = [i for i, row in enumerate(ids) if prefix and row[: len(prefix)] == prefix and len(row) > len(prefix)]
+        without = [i for i in range(len(ids)) if i not in set(with_prefix)]
+        with self.loaded.adapter(adapter), torch.inference_mode():
+            for group, use_prefix in ((with_prefix, True), (without, False)):
+                for start in range(0, len(group), self.max_batch):
+                    chunk = group[start : start + self.max_batch]
+                    outputs = self._decode([ids[i] for i in chunk], [params[i] for i in chunk], use_prefix,
+                                           adapter or BASE_ADAPTER)
+                    for i, completion in zip(chunk, outputs):
+                        results[i] = completion
+        return [r for r in results if r is not None]
+
+    def _prefix_kv(self, adapter: str) -> Any:
+        """The prefix's KV cache for this adapter, computed on first use."""
+        if adapter not in self._prefix_cache:
+            ids = torch.tensor([self.prefix_ids], device=self.device)
+            out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
+            self._prefix_cache[adapter] = out.past_key_values
+        return self._prefix_cache[adapter]
+
+    def _decode(self, prompts: list[list[int]], params: list[SamplingParams], use_prefix: bool,
+                adapter: str) -> list[Completion]:
+        started = time.perf_counter()
+        batch = len(prompts)
+        rows = [_Row(p, sp) for p, sp in zip(prompts, params)]
+        for row in rows:
+            if row.params.temperature > 0:
+                row.generator = torch.Generator(device=self.device)
+                row.generator.manual_seed(row.params.seed if row.params.seed is not None else torch.seed())
+
+        cached = len(self.prefix_ids) if use_prefix else 0
+        tails = [p[cached:] for p in prompts]
+        width = max(len(t) for t in tails)
+        input_ids = torch.full((batch, width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((batch, cached + width), dtype=torch.long)
+        mask[:, :cached] = 1
+        for i, tail in enumerate(tails):
+            input_ids[i, width - len(tail) :] = torch.tensor(tail)
+            mask[i, cached + width - len(tail) :] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, cached:]
+        input_ids, mask, positions = input_ids.to(self.device), mask.to(self.device), positions.to(self.device)
+
+        cache = None
+        if use_prefix:
+            cache = copy.deepcopy(self._prefix_kv(adapter))
+            if batch > 1:
+                cache.batch_repeat_interleave(batch)
+        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                         past_key_values=cache, use_cache=True, logits_to_keep=1)
+        cache, logits = out.past_key_values, out.logits[:, -1, :]
+        last_position = positions[:, -1]
+        active = list(range(batch))  # indices into rows of the rows still decoding
+        steps = 0
+        max_steps = max(p.max_new_tokens for p in params)
+        while active:
+            next_tokens = self._choose(logits, [rows[i] for i in active])
+            steps += 1
+            keep: list[int] = []
+            for slot, index in enumerate(active):
+                token = int(next_tokens[slot])
+                row = rows[index]
+                if token in self.stop_ids:
+                    row.finish_reason = "stop"
+                    continue
+                row.output.append(token)
+                if len(row.output) >= row.params.max_new_tokens:
+                    continue
+                keep.append(slot)
+            if not keep or steps >= max_steps:
+                break
+            if len(keep) < len(active):  # drop finished rows from the batch and its cache
+                select = torch.tensor(keep, device=self.device)
+                cache.batch_select_indices(select)
+                mask, last_position, next_tokens = mask[select], last_position[select], next_tokens[select]
+                active = [active[slot] for slot in keep]
+            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+            last_position = last_position + 1
+            out = self.model(input_ids=next_tokens[:, None], attention_mask=mask,
+                             position_ids=last_position[:, None], past_key_values=cache, use_cache=True,
+                             logits_to_keep=1)
+            cache, logits = out.past_key_values, out.logits[:, -1, :]
+
+        seconds = time.perf_counter() - started
+        return [
+            Completion(
+                text=self.tokenizer.decode(row.output, skip_special_tokens=False),
+                token_ids=row.output,
+                prompt_tokens=len(row.prompt_ids),
+                cached_prompt_tokens=cached,
+                completion_tokens=len(row.output) + (1 if row.finish_reason == "stop" else 0),
+                finish_reason=row.finish_reason,
+                seconds=seconds,
+                batch_size=batch,
+            )
+            for row in rows
+        ]
+
+    @staticmethod
+    def _choose(logits: torch.Tensor, rows: list[_Row]) -> torch.Tensor:
+        """Greedy argmax per row, or seeded temperature / top-p sampling for rows that ask for it."""
+        chosen = logits.argmax(dim=-1)
+        for slot, row in enumerate(rows):
+            if row.params.temperature <= 0:
+                continue
+            probs = torch.softmax(logits[slot].float() / row.params.temperature, dim=-1)
+            if row.params.top_p < 1.0:
+                sorted_probs, order = probs.sort(descending=True)
+                cut = sorted_probs.cumsum(-1) - sorted_probs > row.params.top_p
+                sorted_probs[cut] = 0
+                probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
+            chosen[slot] = torch.multinomial(probs, 1, generator=row.generator)[0]
+        return chosen
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False)

