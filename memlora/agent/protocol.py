@@ -171,12 +171,12 @@ def server_tools() -> list[dict[str, Any]]:
 
 
 def _strip_titles(schema: Any) -> Any:
-    """Drops JSON-schema `title` keys (pydantic adds one per field); they only cost tokens."""
+    """Drops JSON-schema `title` and `$schema` keys: they tell the model nothing and cost tokens."""
     if isinstance(schema, dict):
         return {
             key: _strip_titles(value)
             for key, value in schema.items()
-            if not (key == "title" and isinstance(value, str))
+            if not (key in ("title", "$schema") and isinstance(value, str))
         }
     if isinstance(schema, list):
         return [_strip_titles(value) for value in schema]
@@ -363,9 +363,12 @@ class ToolValidator:
     """Checks a call against its tool's input schema before anything reaches the server."""
 
     def __init__(self, tools: list[dict[str, Any]]):
-        from jsonschema import Draft202012Validator
+        from jsonschema.validators import validator_for
 
-        self.validators = {tool["name"]: Draft202012Validator(tool.get("inputSchema", {})) for tool in tools}
+        self.validators = {}
+        for tool in tools:
+            schema = tool.get("inputSchema", {})
+            self.validators[tool["name"]] = validator_for(schema)(schema)
 
     @property
     def names(self) -> list[str]:
