@@ -134,12 +134,20 @@ class JsonlStore(MemoryStore):
             Path(temp).unlink(missing_ok=True)
             raise
 
-    def _locked(self, operation: Callable[[GraphState], T], *, write: bool) -> T:
-        """Runs `operation` on a fresh read of the file under the lock; saves it if `write` says so."""
+    def _read(self, query: Callable[[GraphState], T]) -> T:
+        """Runs `query` on a fresh read of the file, under the lock."""
+        with self._thread_lock, self._file_lock:
+            return query(self._load())
+
+    def _mutate(self, change: Callable[[GraphState], T], changed: Callable[[T], bool]) -> T:
+        """Runs `change` on a fresh read under the lock; rewrites the file only if `changed(result)`.
+
+        A call that raises (a missing entity, a corrupt line) writes nothing.
+        """
         with self._thread_lock, self._file_lock:
             state = self._load()
-            result = operation(state)
-            if write and result is not False:
+            result = change(state)
+            if changed(result):
                 self._save(state)
             return result
 
@@ -147,42 +155,46 @@ class JsonlStore(MemoryStore):
 
     def create_entities(self, entities: list[Entity]) -> list[Entity]:
         validate.check_entities(entities, self.limits)
-        return self._locked(lambda s: s.create_entities(entities) or False, write=True) or []
+        return self._mutate(lambda s: s.create_entities(entities), bool)
 
     def create_relations(self, relations: list[Relation]) -> list[Relation]:
         validate.check_relations(relations, self.limits)
-        return self._locked(lambda s: s.create_relations(relations) or False, write=True) or []
+        return self._mutate(lambda s: s.create_relations(relations), bool)
 
     def add_observations(self, additions: list[ObservationAddition]) -> list[AddedObservations]:
         validate.check_additions(additions, self.limits)
-        results: list[AddedObservations] = self._locked(lambda s: s.add_observations(additions), write=True)
-        return results
+        return self._mutate(
+            lambda s: s.add_observations(additions), lambda results: any(r.added_observations for r in results)
+        )
 
     def delete_entities(self, names: list[str]) -> None:
         validate.check_names(names, self.limits, "entityNames")
-        self._locked(lambda s: s.delete_entities(names), write=True)
+        self._mutate(lambda s: s.delete_entities(names), bool)
 
     def delete_observations(self, deletions: list[ObservationDeletion]) -> None:
         validate.check_deletions(deletions, self.limits)
-        self._locked(lambda s: s.delete_observations(deletions), write=True)
+        self._mutate(lambda s: s.delete_observations(deletions), bool)
 
     def delete_relations(self, relations: list[Relation]) -> None:
         validate.check_relations(relations, self.limits, required=False)
-        self._locked(lambda s: s.delete_relations(relations), write=True)
+        self._mutate(lambda s: s.delete_relations(relations), bool)
 
     def merge_graph(self, graph: KnowledgeGraph) -> MergeReport:
-        return self._locked(lambda s: s.merge_graph(graph), write=True)
+        return self._mutate(
+            lambda s: s.merge_graph(graph),
+            lambda r: bool(r.entities_added or r.observations_added or r.relations_added),
+        )
 
     def read_graph(self) -> KnowledgeGraph:
-        return self._locked(lambda s: s.graph(), write=False)
+        return self._read(lambda s: s.graph())
 
     def search_nodes(self, query: str) -> KnowledgeGraph:
         validate.check_query(query, self.limits)
-        return self._locked(lambda s: s.search_nodes(query), write=False)
+        return self._read(lambda s: s.search_nodes(query))
 
     def open_nodes(self, names: list[str]) -> KnowledgeGraph:
         validate.check_names(names, self.limits, "names")
-        return self._locked(lambda s: s.open_nodes(names), write=False)
+        return self._read(lambda s: s.open_nodes(names))
 
 
 def text_line_of_offset(data: bytes, offset: int) -> int:

@@ -1,0 +1,33 @@
+"""Shared fixtures: a store of each backend in a temporary folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from memlora.store import MemoryStore, open_store
+
+BACKENDS = ["sqlite", "jsonl"]
+
+
+def store_url(backend: str, folder: Path) -> str:
+    return f"sqlite:{folder / 'memory.db'}" if backend == "sqlite" else f"jsonl:{folder / 'memory.jsonl'}"
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def url(backend: str, tmp_path: Path) -> str:
+    """The URL of a fresh store of the parametrized backend."""
+    return store_url(backend, tmp_path)
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[MemoryStore]:
+    with open_store(url) as opened:
+        yield opened
