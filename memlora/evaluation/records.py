@@ -46,7 +46,8 @@ class TurnRecord:
     steps: list[StepRecord] = field(default_factory=list)
     reply: str = ""
     seconds: float = 0.0
-    error: str | None = None  # the agent failed on this turn (recorded, the run goes on)
+    stop: str = "reply"  # "reply", or "step_limit" when the agent ran out of steps
+    error: str | None = None
 
     @property
     def tokens(self) -> int:
@@ -122,5 +123,6 @@ def _turn(data: dict[str, Any]) -> TurnRecord:
         ],
         reply=data.get("reply", ""),
         seconds=data.get("seconds", 0.0),
+        stop=data.get("stop", "reply"),
         error=data.get("error"),
     )

@@ -163,6 +163,74 @@ class OraclePlayer:
         return TurnRecord(user=probe.question, steps=[StepRecord(raw=reply, mode="none")], reply=reply)
 
 
+class AgentPlayer:
+    """The model, through memlora's agent: a fresh chat context per session, memory over MCP.
+
+    One engine serves every episode, so the concurrent episodes' generations batch together.
+    """
+
+    def __init__(self, engine: Any, adapter: str | None = None, params: Any = None, max_steps: int = 6) -> None:
+        from memlora.agent.engine import SamplingParams
+        from memlora.agent.protocol import model_tools
+
+        self.engine = engine
+        self.adapter = adapter
+        self.params = params or SamplingParams()  # temperature 0: greedy
+        self.max_steps = max_steps
+        self.tools = model_tools()
+        self._server_tools: list[dict[str, Any]] | None = None
+
+    async def _agent(self, client: Any) -> Any:
+        from memlora.agent.loop import MemoryAgent, MemoryClient
+        from memlora.agent.protocol import list_server_tools
+
+        memory = MemoryClient(client)
+        if self._server_tools is None:  # the same server for every episode: list its tools once
+            self._server_tools = await list_server_tools(client)
+        memory.tools = self._server_tools
+        agent = MemoryAgent(
+            self.engine, memory, tools=self.tools, adapter=self.adapter, params=self.params, max_steps=self.max_steps
+        )
+        await agent.start_session()
+        return agent
+
+    async def play_session(self, episode: Episode, session_index: int, client: Any) -> list[TurnRecord]:
+        agent = await self._agent(client)
+        return [turn_from_agent(await agent.turn(turn.user)) for turn in episode.sessions[session_index].turns]
+
+    async def ask(self, episode: Episode, probe: Probe, client: Any) -> TurnRecord:
+        agent = await self._agent(client)
+        return turn_from_agent(await agent.turn(probe.question))
+
+
+def turn_from_agent(turn: Any) -> TurnRecord:
+    """The agent's turn record (memlora.agent.loop.TurnRecord) in the evaluator's own terms."""
+    steps = []
+    for step in turn.steps:
+        calls = [
+            CallRecord(
+                name=call.name,
+                arguments=call.arguments,
+                mode=call.parse_mode,
+                invalid=None if call.valid else (call.error or "invalid call"),
+                result=call.result,
+                is_error=bool(call.is_error),
+            )
+            for call in step.calls
+        ]
+        steps.append(
+            StepRecord(
+                raw=step.raw,
+                mode=step.parse_mode,
+                calls=calls,
+                prompt_tokens=step.prompt_tokens,
+                completion_tokens=step.completion_tokens,
+                seconds=step.seconds,
+            )
+        )
+    return TurnRecord(user=turn.user, steps=steps, reply=turn.reply, seconds=turn.seconds, stop=turn.stop)
+
+
 # ----------------------------------------------------------------------------- one episode
 
 

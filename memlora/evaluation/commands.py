@@ -1,0 +1,93 @@
+"""`memlora eval` and `memlora compare`."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import click
+
+from memlora.evaluation.episodes import EpisodeFileError, load_episodes
+
+
+@click.command("eval")
+@click.argument("episodes_path", metavar="EPISODES.jsonl", type=click.Path(exists=True, dir_okay=False))
+@click.option("--model", "model", default=None, help="Bundled model name, local folder or hub id.")
+@click.option("--adapter", default=None, type=click.Path(exists=True), help="A LoRA adapter folder to apply.")
+@click.option("--server", "server", default=None,
+              help="Memory server command (stdio); {store} is replaced by a fresh file per episode. "
+                   "Default: memlora's server in process on a fresh in-memory store.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder (resumable).")
+@click.option("--oracle", is_flag=True, help="Replay the episodes' reference calls instead of running a model.")
+@click.option("--concurrency", default=32, show_default=True, help="Episodes played at once (batched in the model).")
+@click.option("--max-steps", default=6, show_default=True, help="Assistant steps per user turn.")
+@click.option("--max-new-tokens", default=512, show_default=True, help="Tokens per assistant step.")
+@click.option("--limit", default=None, type=int, help="Only the first N episodes of the file.")
+@click.option("--device", default=None, help="torch device (default: cuda when available).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def eval_command(
+    episodes_path: str, model: str | None, adapter: str | None, server: str | None, out_dir: str, oracle: bool,
+    concurrency: int, max_steps: int, max_new_tokens: int, limit: int | None, device: str | None, no_progress: bool,
+) -> None:
+    """Score a model (and adapter), or the oracle, on an episode file; writes report.* to --out.
+
+    Interrupt it any time: rerun the same command to go on where it stopped.
+    """
+    from memlora.evaluation.metrics import score_run
+    from memlora.evaluation.report import write_report
+    from memlora.evaluation.runner import AgentPlayer, OraclePlayer, ResumeMismatchError, RunConfig, file_sha256, run_episodes
+
+    # The file is checked before anything heavy is loaded: a typo must not cost a model load.
+    try:
+        episodes = load_episodes(episodes_path)
+    except EpisodeFileError as error:
+        raise click.ClickException(str(error)) from error
+    if limit is not None:
+        episodes = episodes[:limit]
+    if oracle and (model or adapter):
+        raise click.UsageError("--oracle replays reference calls: it takes no --model or --adapter")
+    if not oracle and not model:
+        from memlora.models.loading import DEFAULT_MODEL
+
+        model = DEFAULT_MODEL
+    config = RunConfig(
+        episodes=str(episodes_path), episodes_sha256=file_sha256(episodes_path),
+        model=None if oracle else model, adapter=adapter, server=server, oracle=oracle,
+    )
+    player: Any
+    if oracle:
+        player = OraclePlayer()
+    else:
+        from memlora.agent.engine import SamplingParams
+        from memlora.agent.loop import build_engine
+        from memlora.models.loading import adapter_name, load_model
+
+        loaded = load_model(model, adapters=adapter, device=device)
+        engine = build_engine(loaded, max_batch=max(1, concurrency))
+        player = AgentPlayer(
+            engine, adapter=adapter_name(adapter) if adapter else None,
+            params=SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0), max_steps=max_steps,
+        )
+    out = Path(out_dir)
+    try:
+        records = asyncio.run(
+            run_episodes(episodes, player, out, config, concurrency=concurrency, progress=not no_progress)
+        )
+    except ResumeMismatchError as error:
+        raise click.ClickException(str(error)) from error
+    details, summary = score_run(episodes, {r.id: r for r in records}, oracle=oracle)
+    write_report(out, config.to_dict(), summary, details)
+    click.echo((out / "report.md").read_text(encoding="utf-8"))
+
+
+@click.command("compare")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+def compare(run_dirs: tuple[str, ...]) -> None:
+    """Put several `memlora eval` output folders side by side (markdown table)."""
+    from memlora.evaluation.report import compare_table
+
+    try:
+        click.echo(compare_table([Path(d) for d in run_dirs]), nl=False)
+    except FileNotFoundError as error:
+        raise click.ClickException(str(error)) from error
