@@ -227,6 +227,9 @@ def load_model(
     model = AutoModelForCausalLM.from_pretrained(str(source), dtype=dtype)
     model.to(target).eval()
     family = model_family(model)
+    from memlora.agent.protocol import install_chat_template
+
+    install_chat_template(tokenizer, family)  # Gemma 3 base has none: memlora's format
     named = normalise_adapters(adapters)
     if named:
         model = attach_adapters(model, named)
