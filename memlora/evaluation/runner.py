@@ -345,6 +345,7 @@ async def run_episodes(
     bar = _progress_bar(len(episodes), len(episodes) - len(todo), progress)
 
     results_path = out_dir / RESULTS_FILE
+    _drop_torn_tail(results_path)
     with results_path.open("a", encoding="utf-8") as sink:
 
         async def one(episode: Episode) -> None:
@@ -360,6 +361,16 @@ async def run_episodes(
         finally:
             bar.close()
     return [done[e.id] for e in episodes if e.id in done]
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cuts a last line left half-written by a kill, so that appending starts on a fresh line."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as handle:
+            handle.truncate(data.rfind(b"\n") + 1)
 
 
 def _progress_bar(total: int, initial: int, enabled: bool) -> Any:

@@ -1,0 +1,172 @@
+"""The runner end to end without a model: the oracle, resume, the agent path on a scripted engine, the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from memlora.evaluation.commands import compare, eval_command
+from memlora.evaluation.episodes import Episode, load_episodes, parse_episodes
+from memlora.evaluation.metrics import score_run
+from memlora.evaluation.runner import (
+    RESULTS_FILE,
+    AgentPlayer,
+    OraclePlayer,
+    ResumeMismatchError,
+    RunConfig,
+    run_episodes,
+)
+
+_CANDIDATES = [Path(__file__).resolve().parents[n] / "shared" / "spec" / "example.jsonl" for n in (1, 2)]
+EXAMPLE = next((p for p in _CANDIDATES if p.exists()), _CANDIDATES[-1])
+needs_example = pytest.mark.skipif(not EXAMPLE.exists(), reason="no shared spec checkout")
+
+
+def config(oracle: bool = True, model: str | None = None, sha: str = "sha") -> RunConfig:
+    return RunConfig(episodes="e.jsonl", episodes_sha256=sha, model=model, adapter=None, server=None, oracle=oracle)
+
+
+def oracle_run(episodes: list[Episode], out: Path) -> dict[str, Any]:
+    records = asyncio.run(run_episodes(episodes, OraclePlayer(), out, config(), progress=False))
+    return score_run(episodes, {r.id: r for r in records}, oracle=True)[1]
+
+
+def assert_perfect(summary: dict[str, Any]) -> None:
+    assert summary["episodes_failed"] == 0
+    graph = summary["graph"]
+    for key in ("recall_structural", "recall_retrievable", "precision", "type_match"):
+        assert graph[key]["value"] == 1.0, key
+    assert graph["f1"] == 1.0
+    assert graph["retractions_honoured"]["value"] in (1.0, None)
+    assert summary["probes"]["accuracy"]["value"] == 1.0
+    assert summary["format_validity"]["steps"]["all"]["value"] == 1.0
+    assert summary["unnecessary_writes"]["all"]["value"] in (0.0, None)
+
+
+@needs_example
+def test_oracle_scores_100_percent_on_the_example(tmp_path: Path) -> None:
+    summary = oracle_run(load_episodes(EXAMPLE), tmp_path)
+    assert_perfect(summary)
+    # example-1 carries reference calls for its three sessions; example-2 has none to replay
+    assert summary["graph"]["snapshots"] == 3 and summary["graph"]["snapshots_not_scored"] == 2
+    assert summary["graph"]["retractions_honoured"] == {"value": 1.0, "count": 3}
+    assert summary["probes"]["accuracy"]["count"] == 8
+
+
+def test_oracle_scores_100_percent_on_generated_episodes(tmp_path: Path) -> None:
+    generator = pytest.importorskip("memlora.data.generator")
+    text = "\n".join(json.dumps(generator.generate_episode(7, "test", i).episode) for i in range(3))
+    episodes = parse_episodes(text)
+    summary = oracle_run(episodes, tmp_path)
+    assert_perfect(summary)
+    assert summary["graph"]["snapshots_not_scored"] == 0 and summary["graph"]["snapshots"] > 0
+
+
+@needs_example
+def test_resume_skips_finished_episodes(tmp_path: Path) -> None:
+    episodes = load_episodes(EXAMPLE)
+    oracle_run(episodes, tmp_path)
+    results = tmp_path / RESULTS_FILE
+    first, second = results.read_text().splitlines()
+    results.write_text(first + "\n" + second[: len(second) // 2])  # killed while writing the second
+    oracle_run(episodes, tmp_path)
+    ids = [json.loads(line)["id"] for line in results.read_text().splitlines() if line.endswith("}")]
+    assert sorted(ids) == ["example-1", "example-2"]
+    with pytest.raises(ResumeMismatchError):
+        asyncio.run(run_episodes(episodes, OraclePlayer(), tmp_path, config(sha="other"), progress=False))
+
+
+# ----------------------------------------------------------------------------- agent path
+
+
+class ScriptedTokenizer:
+    def apply_chat_template(self, messages: list[dict[str, Any]], **_: Any) -> str:
+        return json.dumps(messages)
+
+
+class ScriptedEngine:
+    """Stands in for the generation engine: answers from a script and keeps every prompt."""
+
+    def __init__(self, script: list[str]) -> None:
+        self.script = list(script)
+        self.prompts: list[str] = []
+        self.tokenizer = ScriptedTokenizer()
+
+    async def generate(self, prompt: str, params: Any = None, adapter: str | None = None) -> Any:
+        from memlora.agent.engine import Completion
+
+        self.prompts.append(prompt)
+        text = self.script.pop(0)
+        return Completion(text, [], len(prompt), 0, 3, "stop", 0.0, 1)
+
+
+DOG_EPISODE = {
+    "id": "dog",
+    "user": {"name": None},
+    "sessions": [
+        {"id": "s1", "turns": [{"user": "I adopted a beagle called Biscuit."}],
+         "learn": [{"kind": "entity", "name": "Biscuit", "type": ["dog"]}]},
+        {"id": "s2", "turns": [{"user": "Tell me a joke.", "calls": []}]},
+    ],
+    "probes": [{"after": "s2", "question": "What is my dog called?", "answers": ["Biscuit"], "kind": "single"}],
+}
+CREATE = '<tool_call>\n{"name": "create_entities", "arguments": {"entities": [{"name": "Biscuit", "entityType": "dog", "observations": []}]}}\n</tool_call>'
+UNKNOWN = '<tool_call>\n{"name": "remember", "arguments": {"what": "dog"}}\n</tool_call>'
+NOTE = '<tool_call>\n{"name": "add_observations", "arguments": {"observations": [{"entityName": "Biscuit", "contents": ["likes jokes"]}]}}\n</tool_call>'
+
+
+def test_agent_path_records_and_scores(tmp_path: Path) -> None:
+    pytest.importorskip("memlora.agent.loop")
+    episodes = parse_episodes(json.dumps(DOG_EPISODE))
+    script = [UNKNOWN, CREATE, "Noted!", NOTE, "Why did the dog sit?", "Your dog is called Biscuit."]
+    engine = ScriptedEngine(script)
+    records = asyncio.run(
+        run_episodes(episodes, AgentPlayer(engine), tmp_path, config(oracle=False, model="scripted"), progress=False)
+    )
+    assert engine.script == [] and records[0].error is None
+    # the probe session starts afresh: no chat history, the memory only through the opening read
+    assert "adopted a beagle" not in engine.prompts[-1] and "Biscuit" in engine.prompts[-1]
+    details, summary = score_run(episodes, {r.id: r for r in records})
+    assert summary["format_validity"]["calls"]["all"] == {"value": 2 / 3, "count": 3}
+    assert summary["format_validity"]["steps"]["session"] == {"value": 4 / 5, "count": 5}
+    # s2's turn needed no write (empty reference calls) but wrote; the probe wrote nothing
+    assert summary["unnecessary_writes"]["session"] == {"value": 1.0, "count": 1}
+    assert summary["unnecessary_writes"]["probe"] == {"value": 0.0, "count": 1}
+    assert summary["graph"]["recall_structural"] == {"value": 1.0, "count": 2}
+    assert summary["graph"]["type_match"]["value"] == 1.0
+    # the observation about jokes accounts for no fact
+    assert details[0]["sessions"][1]["score"]["spurious"] == ["observation 'Biscuit': 'likes jokes'"]
+    assert summary["probes"]["accuracy"] == {"value": 1.0, "count": 1}
+    invalid = details[0]["sessions"][0]["turns"][0]["steps"][0]["calls"][0]
+    assert invalid["name"] == "remember" and "unknown tool" in invalid["invalid"]
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_cli_rejects_an_invalid_file_before_loading_a_model(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(DOG_EPISODE) + "\n{not json\n")
+    result = CliRunner().invoke(eval_command, [str(bad), "--model", "no-such-model", "--out", str(tmp_path / "o")])
+    assert result.exit_code != 0
+    assert "line 2: bad JSON" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+@needs_example
+def test_cli_oracle_report_and_compare(tmp_path: Path) -> None:
+    out = tmp_path / "oracle"
+    result = CliRunner().invoke(eval_command, [str(EXAMPLE), "--oracle", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    for name in ("report.json", "report.md", "scores_by_kind.png", "probe_accuracy_by_distance.png"):
+        assert (out / name).exists(), name
+    report = json.loads((out / "report.json").read_text())
+    assert report["episodes"][0]["probes"][0]["reply"] == "Anthropic"
+    assert report["episodes"][0]["sessions"][0]["turns"][0]["steps"][0]["calls"][0]["name"] == "create_entities"
+    table = CliRunner().invoke(compare, [str(out), str(out)])
+    assert table.exit_code == 0 and "| probe accuracy | 100.0% (n=8) | 100.0% (n=8) |" in table.output
