@@ -1,0 +1,236 @@
+"""`memlora datagen`: episodes and training rows for every split, with a stats report."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from memlora.data import vocab
+
+SPLIT_SHARES = {"train": 0.8, "validation": 0.1, "test": 0.1}
+ROW_SPLITS = ("train", "validation")  # the test split is for evaluation only: no rows
+
+
+def split_counts(total: int) -> dict[str, int]:
+    """Episodes per split: 80/10/10, at least one validation and test episode once total >= 3."""
+    held = 0 if total < 3 else max(1, round(total * SPLIT_SHARES["test"]))
+    return {"train": total - 2 * held, "validation": held, "test": held}
+
+
+@dataclass
+class EpisodeOutput:
+    """What a worker sends back: the serialised lines and the counts the report needs."""
+
+    episode_line: str
+    row_lines: list[str]
+    row_texts: list[str]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+_TOOLS: list[dict[str, Any]] = []
+
+
+def _init_worker(tools: list[dict[str, Any]]) -> None:
+    _TOOLS[:] = tools
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _generate(job: tuple[int, str, int]) -> EpisodeOutput:
+    from memlora.data.generator import generate_episode
+    from memlora.data.rows import episode_rows
+
+    seed, split, index = job
+    generated = generate_episode(seed, split, index)  # type: ignore[arg-type]
+    rows = episode_rows(generated, _TOOLS) if split in ROW_SPLITS else []
+    stats: dict[str, Any] = {
+        "sessions": len(generated.sessions),
+        "turns_per_session": [len(s.turns) for s in generated.sessions],
+        "tools": Counter(c["name"] for s in generated.sessions for t in s.turns for c in t.calls),
+        "actions": Counter(t.provenance["action"] for s in generated.sessions for t in s.turns),
+        "facts": Counter(_fact_label(f) for s in generated.sessions for f in s.learn),
+        "retracts": Counter(_fact_label(f) for s in generated.sessions for f in s.retract),
+        "probes": Counter(p["kind"] for p in generated.episode["probes"]),
+        "typos": sum(t.provenance.get("typo", False) for s in generated.sessions for t in s.turns),
+        "casual": sum(t.provenance.get("casual", False) for s in generated.sessions for t in s.turns),
+        "unnamed": generated.episode["user"]["name"] is None,
+    }
+    texts = [_row_text(r["messages"]) for r in rows]
+    return EpisodeOutput(_dumps(generated.episode), [_dumps(r) for r in rows], texts, stats)
+
+
+def _fact_label(fact: dict[str, Any]) -> str:
+    if fact["kind"] == "relation":
+        return f"relation:{fact['type'][0]}"
+    if fact["kind"] == "entity":
+        return f"entity:{fact['type'][0]}" if fact.get("type") else "entity"
+    return "observation"
+
+
+def _row_text(messages: list[dict[str, Any]]) -> str:
+    """The text of a row the tokenizer counts: contents and call JSON (not the template's markup)."""
+    parts = []
+    for m in messages:
+        parts.append(m.get("content") or "")
+        for call in m.get("tool_calls", []):
+            parts.append(_dumps(call["function"]))
+    return "\n".join(parts)
+
+
+class TokenCounter:
+    """Qwen's tokenizer when its tokenizer.json is in memlora's model cache, else ~3.6 chars a token."""
+
+    CHARS_PER_TOKEN = 3.6
+
+    def __init__(self) -> None:
+        self.tokenizer: Any = None
+        self.source = f"approximation: characters / {self.CHARS_PER_TOKEN}"
+        try:
+            from tokenizers import Tokenizer
+
+            from memlora.models.loading import cache_root
+
+            path = cache_root() / "models" / "qwen2.5-coder-0.5b" / "tokenizer.json"
+            if path.is_file():
+                self.tokenizer = Tokenizer.from_file(str(path))
+                self.source = f"Qwen2.5 tokenizer ({path})"
+        except Exception:  # noqa: BLE001 - any failure falls back to the approximation
+            self.tokenizer = None
+
+    def count(self, texts: list[str]) -> list[int]:
+        if self.tokenizer is None:
+            return [round(len(t) / self.CHARS_PER_TOKEN) for t in texts]
+        return [len(e.ids) for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
+
+
+def _percentiles(values: list[int]) -> dict[str, float]:
+    if not values:
+        return {}
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return {"min": ordered[0], "mean": round(sum(ordered) / len(ordered), 1), "p50": at(0.5), "p90": at(0.9),
+            "p99": at(0.99), "max": ordered[-1]}
+
+
+def run_datagen(episodes: int, seed: int, out: Path, workers: int, progress: bool = True) -> dict[str, Any]:
+    """Generates every split into `out` and returns the stats (also written to stats.json)."""
+    from tqdm import tqdm
+
+    from memlora.agent.protocol import model_tools
+
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    tools = model_tools()
+    counts = split_counts(episodes)
+    jobs = [(seed, split, i) for split in vocab.SPLITS for i in range(counts[split])]
+    counter = TokenCounter()
+    totals: dict[str, Counter] = {k: Counter() for k in ("tools", "actions", "facts", "retracts", "probes")}
+    turns_per_session: list[int] = []
+    sessions: list[int] = []
+    token_lengths: list[int] = []
+    typos = casual = unnamed = turns = 0
+    files = {split: (out / f"{split}.episodes.jsonl").open("w", encoding="utf-8") for split in vocab.SPLITS}
+    row_files = {split: (out / f"{split}.rows.jsonl").open("w", encoding="utf-8") for split in ROW_SPLITS}
+    rows = Counter()
+    texts: list[str] = []
+    try:
+        if workers > 1:
+            pool = multiprocessing.get_context("fork" if os.name == "posix" else "spawn").Pool(
+                workers, initializer=_init_worker, initargs=(tools,))
+            results = pool.imap(_generate, jobs, chunksize=16)
+        else:
+            pool = None
+            _init_worker(tools)
+            results = map(_generate, jobs)
+        for job, result in tqdm(zip(jobs, results), total=len(jobs), desc="episodes", disable=not progress,
+                                unit="ep"):
+            split = job[1]
+            files[split].write(result.episode_line + "\n")
+            for line in result.row_lines:
+                row_files[split].write(line + "\n")
+            rows[split] += len(result.row_lines)
+            texts.extend(result.row_texts)
+            if len(texts) >= 4096:
+                token_lengths.extend(counter.count(texts))
+                texts = []
+            s = result.stats
+            for key in totals:
+                totals[key].update(s[key])
+            turns_per_session.extend(s["turns_per_session"])
+            sessions.append(s["sessions"])
+            turns += sum(s["turns_per_session"])
+            typos += s["typos"]
+            casual += s["casual"]
+            unnamed += s["unnamed"]
+        if pool is not None:
+            pool.close()
+            pool.join()
+    finally:
+        for handle in [*files.values(), *row_files.values()]:
+            handle.close()
+    token_lengths.extend(counter.count(texts))
+    tool_tokens = counter.count([_dumps(tools)])[0]
+    stats = {
+        "episodes": counts,
+        "seed": seed,
+        "rows": dict(rows),
+        "sessions_per_episode": _percentiles(sessions),
+        "turns_per_session": _percentiles(turns_per_session),
+        "turn_actions": dict(totals["actions"].most_common()),
+        "tool_calls": dict(totals["tools"].most_common()),
+        "learnt_facts": dict(totals["facts"].most_common()),
+        "retracted_facts": dict(totals["retracts"].most_common()),
+        "probe_kinds": dict(totals["probes"].most_common()),
+        "unnamed_users": unnamed,
+        "turns_with_typo": typos,
+        "casual_turns": casual,
+        "turns": turns,
+        "row_tokens": _percentiles(token_lengths),
+        "tools_block_tokens": tool_tokens,
+        "token_count_source": counter.source,
+        "seconds": round(time.perf_counter() - started, 2),
+        "workers": workers,
+    }
+    (out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+    return stats
+
+
+def format_report(stats: dict[str, Any]) -> str:
+    lines = [f"episodes {stats['episodes']}  rows {stats['rows']}  in {stats['seconds']} s ({stats['workers']} workers)"]
+    for key in ("sessions_per_episode", "turns_per_session", "row_tokens"):
+        lines.append(f"{key}: {stats[key]}")
+    lines.append(f"tools block: {stats['tools_block_tokens']} tokens (counted with {stats['token_count_source']})")
+    for key in ("turn_actions", "tool_calls", "probe_kinds", "learnt_facts", "retracted_facts"):
+        lines.append(f"{key}: " + ", ".join(f"{k} {v}" for k, v in stats[key].items()))
+    lines.append(f"unnamed users {stats['unnamed_users']}, turns with a typo {stats['turns_with_typo']}, "
+                 f"casual turns {stats['casual_turns']} of {stats['turns']}")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--episodes", "-n", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Episodes over all splits (80% train, 10% validation, 10% test).")
+@click.option("--seed", "-s", type=int, default=0, show_default=True, help="Same seed, same bytes.")
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for {train,validation,test}.episodes.jsonl, {train,validation}.rows.jsonl, stats.json.")
+@click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
+              help="Worker processes (default: the CPUs available).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def datagen(episodes: int, seed: int, out: Path, workers: int | None, quiet: bool) -> None:
+    """Generate multi-session memory episodes with gold tool calls, and training rows."""
+    workers = workers or len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    stats = run_datagen(episodes, seed, out, workers or 1, progress=not quiet)
+    click.echo(format_report(stats))

@@ -1,0 +1,30 @@
+"""Training rows: one conversation per session in TRL's conversational tool-calling format.
+
+Each row opens exactly as a live session does (`prompt.session_opening`: the system prompt and
+the runtime's read_graph with the memory as it stood), then the user turns, the gold calls, the
+real tool results and the replies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from memlora.agent.prompt import session_opening, tool_call_message, tool_result_message
+from memlora.data.generator import GeneratedEpisode, GenSession
+
+
+def session_messages(session: GenSession) -> list[dict[str, Any]]:
+    messages = session_opening(session.opening_graph)
+    for turn in session.turns:
+        messages.append({"role": "user", "content": turn.user})
+        if turn.calls:
+            messages.append(tool_call_message(turn.calls))
+            for call, result in zip(turn.calls, turn.results, strict=True):
+                messages.append(tool_result_message(call["name"], result))
+        messages.append({"role": "assistant", "content": turn.reply})
+    return messages
+
+
+def episode_rows(generated: GeneratedEpisode, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per session: `messages` and the `tools` block the model sees."""
+    return [{"messages": session_messages(s), "tools": tools} for s in generated.sessions]
