@@ -31,6 +31,7 @@ class SamplingParams:
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
+    ignore_stop: bool = False  # benchmarks: always decode max_new_tokens
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Completion:
     finish_reason: str  # "stop" (end of turn) or "length"
     seconds: float
     batch_size: int
+    prefill_seconds: float = 0.0
 
 
 @dataclass
@@ -171,6 +173,7 @@ class GenerationEngine:
         out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
                          past_key_values=cache, use_cache=True, logits_to_keep=1)
         cache, logits = out.past_key_values, out.logits[:, -1, :]
+        prefill_seconds = time.perf_counter() - started
         last_position = positions[:, -1]
         active = list(range(batch))  # indices into rows of the rows still decoding
         steps = 0
@@ -182,7 +185,7 @@ class GenerationEngine:
             for slot, index in enumerate(active):
                 token = int(next_tokens[slot])
                 row = rows[index]
-                if token in self.stop_ids:
+                if token in self.stop_ids and not row.params.ignore_stop:
                     row.finish_reason = "stop"
                     continue
                 row.output.append(token)
@@ -214,6 +217,7 @@ class GenerationEngine:
                 finish_reason=row.finish_reason,
                 seconds=seconds,
                 batch_size=batch,
+                prefill_seconds=prefill_seconds,
             )
             for row in rows
         ]

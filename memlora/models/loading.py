@@ -257,6 +257,7 @@ def tiny_model(family: str = "qwen", seed: int = 0, tokenizer: Any = None) -> Lo
         num_key_value_heads=2,
         max_position_embeddings=8192,
         tie_word_embeddings=True,
+        initializer_range=0.2,  # large enough that a random model's greedy output varies
         eos_token_id=tokenizer.convert_tokens_to_ids(end_of_turn_token(family)),
         pad_token_id=tokenizer.pad_token_id,
     )

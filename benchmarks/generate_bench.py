@@ -1,0 +1,154 @@
+"""Generation speed of the bundled model on this machine: memlora's engine against `model.generate`.
+
+Measures single-stream decode tokens/s, aggregate tokens/s at batch 8 and 32, and the p50
+latency of one memory-writing agent turn; estimates the bytes each decode step moves and the
+tokens/s that memory bandwidth allows. Run once (it takes minutes on 2 cores):
+
+    python benchmarks/generate_bench.py --threads 2 > bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import statistics
+import time
+from typing import Any
+
+import torch
+
+from memlora.agent.engine import SamplingParams
+from memlora.agent.loop import MemoryAgent, build_engine, connect_memory
+from memlora.agent.prompt import session_opening
+from memlora.agent.protocol import model_tools, render_prompt
+from memlora.models.loading import load_model
+
+USERS = [
+    "Hi! I'm Alice Chen. I just joined Anthropic as a research engineer.",
+    "My sister Mia lives in Lisbon and works as an architect.",
+    "I adopted a cat called Tom last week.",
+    "Can you recommend a good book on statistics?",
+    "I moved from Berlin to Munich in March.",
+    "My manager is Priya; she leads the infra team.",
+    "I'm allergic to peanuts.",
+    "My favourite band is Radiohead.",
+]
+
+
+def prompts_for(loaded: Any, tools: list[dict[str, Any]], count: int) -> list[str]:
+    opening = session_opening({"entities": [], "relations": []})
+    return [render_prompt(loaded.tokenizer, opening + [{"role": "user", "content": USERS[i % len(USERS)]}], tools)
+            for i in range(count)]
+
+
+def memory_bandwidth_gbs() -> float:
+    """Copy bandwidth of a 512 MiB buffer (read + write counted), the ceiling for decode."""
+    source = torch.empty(256 * 1024 * 1024, dtype=torch.int16)
+    target = torch.empty_like(source)
+    target.copy_(source)
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        target.copy_(source)
+        best = min(best, time.perf_counter() - start)
+    return 2 * source.numel() * 2 / best / 1e9
+
+
+def bytes_per_step(model: Any, context: int, batch: int) -> dict[str, float]:
+    """Bytes a decode step reads: every weight except the embedding table, plus the KV cache."""
+    config = model.config
+    weights = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if "embed_tokens" not in n)
+    if config.tie_word_embeddings:
+        weights += model.get_input_embeddings().weight.numel() * 2
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    kv = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * 2 * context * batch
+    return {"weights": weights, "kv_cache": kv, "total": weights + kv}
+
+
+def engine_decode(engine: Any, prompts: list[str], new_tokens: int) -> dict[str, float]:
+    params = SamplingParams(max_new_tokens=new_tokens, ignore_stop=True)
+    start = time.perf_counter()
+    results = engine.generate_many(prompts, params)
+    wall = time.perf_counter() - start
+    decode = results[0].seconds - results[0].prefill_seconds
+    tokens = sum(r.completion_tokens for r in results)
+    return {"batch": len(prompts), "tokens": tokens, "wall_s": wall, "prefill_s": results[0].prefill_seconds,
+            "decode_tok_s": tokens / decode, "end_to_end_tok_s": tokens / wall}
+
+
+def hf_generate(loaded: Any, prompts: list[str], new_tokens: int) -> dict[str, float]:
+    """The baseline: plain `model.generate`, greedy, left padding, no prefix cache."""
+    tokenizer = loaded.tokenizer
+    tokenizer.padding_side = "left"
+    batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.inference_mode():
+        start = time.perf_counter()
+        # prefill alone, to separate it from decode
+        loaded.model.generate(**batch, max_new_tokens=1, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        prefill = time.perf_counter() - start
+        start = time.perf_counter()
+        out = loaded.model.generate(**batch, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
+                                    pad_token_id=tokenizer.pad_token_id)
+        wall = time.perf_counter() - start
+    tokens = (out.shape[1] - batch["input_ids"].shape[1]) * len(prompts)
+    return {"batch": len(prompts), "tokens": tokens, "wall_s": wall, "prefill_s": prefill,
+            "decode_tok_s": tokens / max(wall - prefill, 1e-9), "end_to_end_tok_s": tokens / wall}
+
+
+async def turn_latencies(engine: Any, runs: int) -> list[dict[str, Any]]:
+    """One memory-writing turn in a fresh session against a fresh store, `runs` times."""
+    results = []
+    for _ in range(runs):
+        async with connect_memory("sqlite::memory:") as memory:
+            agent = MemoryAgent(engine, memory, params=SamplingParams(max_new_tokens=256))
+            record = await agent.turn(USERS[0])
+            results.append({"seconds": record.seconds, "steps": len(record.steps), "calls": len(record.calls),
+                            "tokens": sum(s.completion_tokens for s in record.steps),
+                            "valid_calls": sum(c.valid for c in record.calls)})
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="qwen2.5-coder-0.5b")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--batches", default="1,8,32")
+    parser.add_argument("--turns", type=int, default=5)
+    parser.add_argument("--skip-hf", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    start = time.perf_counter()
+    loaded = load_model(args.model)
+    load_s = time.perf_counter() - start
+    tools = model_tools()
+    engine = build_engine(loaded)
+    engine.generate_many(prompts_for(loaded, tools, 1), SamplingParams(max_new_tokens=2))  # warm up, fill prefix cache
+
+    report: dict[str, Any] = {
+        "model": args.model, "threads": args.threads, "torch": torch.__version__,
+        "machine": platform.processor() or platform.machine(), "date": time.strftime("%Y-%m-%d"),
+        "load_s": load_s, "prefix_tokens": len(engine.prefix_ids), "engine": [], "hf_generate": [],
+    }
+    for batch in [int(b) for b in args.batches.split(",")]:
+        prompts = prompts_for(loaded, tools, batch)
+        report["engine"].append(engine_decode(engine, prompts, args.new_tokens))
+        print(json.dumps(report["engine"][-1]), flush=True)
+        if not args.skip_hf:
+            report["hf_generate"].append(hf_generate(loaded, prompts, args.new_tokens))
+            print(json.dumps(report["hf_generate"][-1]), flush=True)
+    turns = asyncio.run(turn_latencies(engine, args.turns))
+    report["turns"] = turns
+    report["turn_p50_s"] = statistics.median(t["seconds"] for t in turns)
+    context = len(prompts_for(loaded, tools, 1)[0]) and len(engine.encode(prompts_for(loaded, tools, 1)[0])) + args.new_tokens
+    report["bytes_per_step_batch1"] = bytes_per_step(loaded.model, context, 1)
+    report["bandwidth_gbs"] = memory_bandwidth_gbs()
+    report["bound_tok_s_batch1"] = report["bandwidth_gbs"] * 1e9 / report["bytes_per_step_batch1"]["total"]
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

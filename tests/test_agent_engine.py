@@ -1,0 +1,74 @@
+"""The batched engine decodes exactly what plain greedy generation would, with or without batching."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import torch
+
+from memlora.agent.engine import GenerationEngine, SamplingParams
+from memlora.agent.loop import session_prefix
+from memlora.agent.prompt import session_opening
+from memlora.agent.protocol import model_tools, render_prompt
+from memlora.models.loading import tiny_model
+
+
+@pytest.fixture(scope="module")
+def setup() -> tuple[object, list[str], str]:
+    loaded = tiny_model("qwen")
+    tools = model_tools()
+    opening = session_opening({"entities": [], "relations": []})
+    users = ["I'm Bob.", "My sister Mia lives in Lisbon and she is an architect.", "Hi"]
+    prompts = [render_prompt(loaded.tokenizer, opening + [{"role": "user", "content": u}], tools) for u in users]
+    return loaded, prompts, session_prefix(loaded.tokenizer, tools)
+
+
+def reference(loaded, engine: GenerationEngine, prompt: str, n: int) -> list[int]:
+    ids = torch.tensor([engine.encode(prompt)])
+    with torch.inference_mode():
+        out = loaded.model.generate(ids, max_new_tokens=n, do_sample=False, eos_token_id=sorted(engine.stop_ids),
+                                    pad_token_id=engine.pad_id)
+    tokens = out[0, ids.shape[1]:].tolist()
+    return [t for t in tokens if t not in engine.stop_ids]
+
+
+def test_batched_prefix_cached_greedy_matches_generate(setup) -> None:
+    loaded, prompts, prefix = setup
+    engine = GenerationEngine(loaded, prefix=prefix)
+    results = engine.generate_many(prompts, SamplingParams(max_new_tokens=16))
+    assert all(r.cached_prompt_tokens == len(engine.prefix_ids) > 0 for r in results)
+    assert all(r.batch_size == 3 for r in results)
+    outputs = [r.token_ids for r in results]
+    assert len({tuple(o) for o in outputs}) > 1  # the rows really differ
+    for prompt, result in zip(prompts, results):
+        assert result.token_ids == reference(loaded, engine, prompt, 16)
+    # no prefix cache, one at a time: same tokens
+    plain = GenerationEngine(loaded, prefix=None)
+    assert [plain.generate_many([p], SamplingParams(max_new_tokens=16))[0].token_ids for p in prompts] == outputs
+
+
+def test_seeded_sampling_is_reproducible(setup) -> None:
+    loaded, prompts, prefix = setup
+    engine = GenerationEngine(loaded, prefix=prefix)
+
+    def sample(seed: int) -> list[int]:
+        params = SamplingParams(max_new_tokens=24, temperature=1.5, seed=seed, ignore_stop=True)
+        return engine.generate_many(prompts[:1], params)[0].token_ids
+
+    assert sample(1) == sample(1)
+    assert sample(1) != sample(2)
+    assert len(sample(3)) == 24
+
+
+def test_concurrent_async_requests_share_a_batch(setup) -> None:
+    loaded, prompts, prefix = setup
+    engine = GenerationEngine(loaded, prefix=prefix)
+    expected = [r.token_ids for r in engine.generate_many(prompts, SamplingParams(max_new_tokens=8))]
+
+    async def main():
+        return await asyncio.gather(*(engine.generate(p, SamplingParams(max_new_tokens=8)) for p in prompts))
+
+    results = asyncio.run(main())
+    assert [r.token_ids for r in results] == expected
+    assert {r.batch_size for r in results} == {3}

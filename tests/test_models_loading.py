@@ -1,0 +1,77 @@
+"""Model resolution and LoRA adapters, on a tiny random model saved to a temporary folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from memlora.models.loading import (
+    BUNDLED,
+    load_model,
+    model_family,
+    normalise_adapters,
+    resolve_model,
+    tiny_model,
+)
+
+
+def test_resolution_of_names() -> None:
+    assert set(BUNDLED) == {"qwen2.5-coder-0.5b", "gemma-3-270m"}
+    assert resolve_model("someone/some-model") == "someone/some-model"  # a hub id stays a hub id
+    assert normalise_adapters(None) == {}
+    assert normalise_adapters("none") == {}
+    assert normalise_adapters(["x/a", "y/b"]) == {"a": "x/a", "b": "y/b"}
+    assert normalise_adapters({"task": "p"}) == {"task": "p"}
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny base model folder and two LoRA adapters trained on nothing (random B matrices)."""
+    from peft import LoraConfig, get_peft_model
+
+    root = tmp_path_factory.mktemp("tiny")
+    tiny = tiny_model("qwen")
+    tiny.model.save_pretrained(root / "base")
+    tiny.tokenizer.save_pretrained(root / "base")
+    paths = {"base": root / "base"}
+    for index, name in enumerate(["alpha", "beta"]):
+        torch.manual_seed(index + 1)
+        base = tiny_model("qwen").model
+        config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+        get_peft_model(base, config).save_pretrained(root / name)
+        paths[name] = root / name
+    return paths
+
+
+def test_local_folder_loads_in_bf16(saved: dict[str, Path]) -> None:
+    loaded = load_model(str(saved["base"]), device="cpu")
+    assert loaded.family == "qwen" == model_family(loaded.model)
+    assert next(loaded.model.parameters()).dtype == torch.bfloat16
+    assert loaded.adapters == []
+    with loaded.adapter("none") as model:
+        assert model is loaded.model
+    with pytest.raises(KeyError):
+        with loaded.adapter("alpha"):
+            pass
+
+
+def test_several_adapters_on_one_base_are_picked_per_call(saved: dict[str, Path]) -> None:
+    base = load_model(str(saved["base"]), device="cpu")
+    loaded = load_model(str(saved["base"]), adapters=[str(saved["alpha"]), str(saved["beta"])], device="cpu")
+    assert loaded.adapters == ["alpha", "beta"]
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+
+    def logits(name: str | None, lm=loaded) -> torch.Tensor:
+        with lm.adapter(name) as model, torch.inference_mode():
+            return model(input_ids=ids).logits.float()
+
+    reference = logits(None, base)
+    assert torch.allclose(logits("none"), reference)  # "none" is the base model
+    alpha, beta = logits("alpha"), logits("beta")
+    assert not torch.allclose(alpha, reference) and not torch.allclose(alpha, beta)
+    assert torch.allclose(logits("alpha"), alpha)  # switching back and forth is stable
+    with pytest.raises(KeyError):
+        with loaded.adapter("gamma"):
+            pass
