@@ -247,8 +247,7 @@ async def play_episode(episode: Episode, player: Player, new_memory: Callable[[]
         for index, session in enumerate(episode.sessions):
             async with memory.connect() as client:
                 turns = await player.play_session(episode, index, client)
-            async with memory.connect() as client:
-                graph = await read_graph(client)
+                graph = await read_graph(client)  # the snapshot, through the same MCP path
             record.sessions.append(SessionRecord(id=session.id, turns=turns, graph=graph))
             for probe in episode.probes:
                 if probe.after == session.id:
