@@ -77,6 +77,7 @@ def test_user_placeholder_without_name_uses_generic_names_only() -> None:
 
 def test_fact_naming_the_user_directly_counts_as_user() -> None:
     assert entity_holds(EntityFact("Alice Chen"), graph([("default_user", "person", [])]), ALICE)
+    assert entity_holds(EntityFact(" @User "), graph([("default_user", "person", [])]), ALICE)
 
 
 def test_entity_type_is_scored_separately() -> None:

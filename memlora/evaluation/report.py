@@ -57,7 +57,7 @@ def format_share(value: Any, with_count: bool = True) -> str:
     if value is None:
         return "n/a"
     if isinstance(value, float):
-        return f"{value:.3g}" if value >= 1 or value == 0 else f"{value:.3f}"
+        return f"{value:.0f}" if value >= 100 else f"{value:.2f}" if value >= 1 else f"{value:.3f}"
     return str(value)
 
 

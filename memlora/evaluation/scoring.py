@@ -129,7 +129,7 @@ class Names:
         name of the user counts.
         """
         folded = fold_name(name)
-        if name.strip() == USER_PLACEHOLDER or folded in self.user_names:
+        if folded == USER_PLACEHOLDER or folded in self.user_names:
             return self.user_names
         return frozenset({folded})
 
