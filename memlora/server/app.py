@@ -14,7 +14,6 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver.resources import FunctionResource
 from mcp.server.mcpserver.tools import Tool
@@ -65,9 +64,11 @@ class _Tools:
         self.limits = limits
 
     async def _run(self, call: Callable[[], CallToolResult]) -> CallToolResult:
+        # The store runs on the event loop thread on purpose: an SQLite call takes tens of
+        # microseconds, a hop to a worker thread costs milliseconds on a busy machine, and the
+        # store serialises its calls with a lock anyway.
         try:
-            # Store calls block (SQLite, file locks); a worker thread keeps other sessions moving.
-            return await anyio.to_thread.run_sync(call)
+            return call()
         except StoreError as error:
             return _error(error)
 
