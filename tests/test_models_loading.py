@@ -37,8 +37,8 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tiny.tokenizer.save_pretrained(root / "base")
     paths = {"base": root / "base"}
     for index, name in enumerate(["alpha", "beta"]):
-        torch.manual_seed(index + 1)
         base = tiny_model("qwen").model
+        torch.manual_seed(index + 1)  # distinct random LoRA weights per adapter
         config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
         get_peft_model(base, config).save_pretrained(root / name)
         paths[name] = root / name
