@@ -16,7 +16,7 @@ from typing import Any
 from memlora.data import phrasing as ph
 from memlora.data import vocab
 from memlora.data.execute import execute
-from memlora.data.gate import check_retrieval, check_session, check_unknown
+from memlora.data.gate import FastGate, check_episode, check_retrieval, check_unknown
 from memlora.data.policy import (
     OBSERVATION_KINDS,
     PARTNER_ROLES,
@@ -58,6 +58,10 @@ SEARCH_WORD = {"allergy": "allergic", "language": "speaks", "instrument": "plays
 
 GENERIC_WORDS = {w for text in [*vocab.ORG_SUFFIXES, *vocab.UNIVERSITY_FORMS, *(f for f, _ in vocab.EVENT_KINDS), "Project"]
                  for w in text.split()}
+
+
+class PoolExhausted(RuntimeError):
+    """A small (held-out) pool has no unused value left for this episode."""
 
 
 @dataclass
@@ -105,7 +109,9 @@ def slot_key(fact: Fact) -> tuple[str, str]:
 
 
 class EpisodeBuilder:
-    def __init__(self, seed: int, split: vocab.Split, index: int) -> None:
+    def __init__(self, seed: int, split: vocab.Split, index: int, strict: bool = False) -> None:
+        self.strict = strict  # also run the evaluator's matching rules (slow; tests do)
+        self.graphs: list[dict[str, Any]] = []
         self.rng = random.Random(f"memlora-datagen/{seed}/{split}/{index}")
         self.split = split
         self.id = f"{split}-{seed}-{index:06d}"
@@ -120,6 +126,7 @@ class EpisodeBuilder:
             self.used.update(self.user_name.split())
         self.store = open_store("sqlite::memory:")
         self.policy = Policy(self.store, self.user_name)
+        self.gate = FastGate(self.policy.user_entity)
         self.active: dict[tuple[str, str], Fact] = {}
         self.history: dict[tuple[str, str], list[str]] = {}  # values replaced by updates or corrections
         self.forgotten: dict[tuple[str, str], Fact] = {}
@@ -133,14 +140,14 @@ class EpisodeBuilder:
     def _fresh(self, draw) -> str:  # type: ignore[no-untyped-def]
         """A value whose distinctive words no other value of this episode uses (so a search for
         one never finds another)."""
-        for _ in range(50):
+        for _ in range(300):
             value = draw()
             words = set(value.split()) - GENERIC_WORDS
             if value not in self.used and not (words & self.used):
                 self.used.add(value)
                 self.used.update(words)
                 return value
-        raise RuntimeError("value pool exhausted")
+        raise PoolExhausted("value pool exhausted")
 
     def _city(self) -> str:
         return self._fresh(lambda: self.rng.choice(self.pools.cities))
@@ -205,7 +212,7 @@ class EpisodeBuilder:
             self.used.update(name.split())
             self.used.add(name)
             return Person(name, first, gender, role)
-        raise RuntimeError("no person name left")
+        raise PoolExhausted("no person name left")
 
     # --- rendering ----------------------------------------------------------------------------
 
@@ -492,7 +499,6 @@ class EpisodeBuilder:
             taken.add(kind)
             if kind == "person":
                 person = self.new_person()
-                self.people[person.name] = person
                 fact = Fact("person", USER, person.name, person.role)
                 follow = r.choice(["lives_in", "works_at", "role", None, None])
                 if follow is not None:
@@ -501,6 +507,7 @@ class EpisodeBuilder:
                     taken.add((person.name, follow))  # type: ignore[arg-type]
                 else:
                     units.append([fact])
+                self.people[person.name] = person  # only once every value was found
                 continue
             value, extra = self.value_for(kind, USER)
             fact = Fact(kind, USER, value, extra)
@@ -529,6 +536,16 @@ class EpisodeBuilder:
         return actions
 
     def run_action(self, session: GenSession, action: str) -> None:
+        """One scripted turn; when a held-out pool runs dry the turn becomes small talk."""
+        store_before = len(session.turns)
+        try:
+            self._run_action(session, action)
+        except PoolExhausted:
+            if len(session.turns) != store_before:
+                raise
+            self.small_talk(session)
+
+    def _run_action(self, session: GenSession, action: str) -> None:
         r = self.rng
         if action == "intro":
             self.tell(session, self.new_units(r.choice([0, 1, 1, 2])) if self.user_name else self.new_units(r.randint(1, 2)),
@@ -536,7 +553,6 @@ class EpisodeBuilder:
         elif action in ("tell", "person"):
             if action == "person":
                 person = self.new_person()
-                self.people[person.name] = person
                 fact = Fact("person", USER, person.name, person.role)
                 units = [[fact]]
                 if r.random() < 0.7:
@@ -547,6 +563,7 @@ class EpisodeBuilder:
                         kind2 = r.choice([k for k in PERSON_KINDS if k != kind])
                         value2, _ = self.value_for(kind2, person.name)
                         units.append([Fact(kind2, person.name, value2)])
+                self.people[person.name] = person
                 self.tell(session, units, "person")
             else:
                 units = self.new_units(r.choices([1, 2, 3], [5, 4, 2])[0])
@@ -597,15 +614,21 @@ class EpisodeBuilder:
         count = r.randint(3, 10)
         date = dt.date(2025, 1, 1) + dt.timedelta(days=r.randrange(365))
         for number in range(count):
-            session = GenSession(f"s{number + 1}", date.isoformat(), self.store.read_graph().to_dict())
+            opening = self.graphs[-1] if self.graphs else {"entities": [], "relations": []}
+            session = GenSession(f"s{number + 1}", date.isoformat(), opening)
             for action in self.session_actions(number):
                 self.run_action(session, action)
             self.sessions.append(session)
             self.snapshots.append((dict(self.active), {k: list(v) for k, v in self.history.items()},
                                    dict(self.forgotten), dict(self.people)))
-            check_session(self.episode_dict(probes=[]), len(self.sessions) - 1, self.store.read_graph().to_dict())
+            graph = self.store.read_graph().to_dict()
+            self.graphs.append(graph)
+            self.gate.apply(session.learn, session.retract)
+            self.gate.check(self.id, number, graph)
             date += dt.timedelta(days=r.randint(1, 40))
         episode = self.episode_dict(probes=self.probes())
+        if self.strict:
+            check_episode(episode, self.graphs)
         self.store.close()
         return GeneratedEpisode(episode, self.sessions, self.split)
 
@@ -723,6 +746,8 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
-def generate_episode(seed: int, split: vocab.Split, index: int) -> GeneratedEpisode:
-    """The episode number `index` of `split` for `seed`; the same arguments give the same episode."""
-    return EpisodeBuilder(seed, split, index).build()
+def generate_episode(seed: int, split: vocab.Split, index: int, strict: bool = False) -> GeneratedEpisode:
+    """The episode number `index` of `split` for `seed`; the same arguments give the same episode.
+
+    `strict` also checks every session with the evaluator's matching rules."""
+    return EpisodeBuilder(seed, split, index, strict).build()

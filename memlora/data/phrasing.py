@@ -427,8 +427,19 @@ SMALL_TALK: list[tuple[str, str]] = [
 ]
 
 
+_BANKS: dict[tuple[int, str], list[str]] = {}
+
+
 def bank_for(templates: list[str], split: Split) -> list[str]:
     """The disjoint share of a phrasing bank that a split may use (every bank has at least three)."""
+    key = (id(templates), split)
+    cached = _BANKS.get(key)
+    if cached is None:
+        cached = _BANKS[key] = _bank_for(templates, split)
+    return cached
+
+
+def _bank_for(templates: list[str], split: Split) -> list[str]:
     n = len(templates)
     chosen: list[str] = []
     for i, template in enumerate(templates):

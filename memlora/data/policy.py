@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from memlora.agent.prompt import DEFAULT_USER_ENTITY
 from memlora.store.base import MemoryStore
+from memlora.store.graph import Entity
 
 USER = "@user"  # how facts name the user's entity, whatever its stored name
 
@@ -145,6 +146,8 @@ def observation_keywords(fact: Fact) -> list[list[str]]:
         return [[month], [day]]
     if fact.kind == "topic":
         return [[_strip_article(fact.value)]]
+    if fact.kind == "allergy":  # "allerg" keeps "gluten" the allergy apart from a gluten-free diet
+        return [["allerg"], [fact.value]]
     if fact.kind == "color":
         return [[fact.value, fact.value.replace(" ", "-")]]
     return [[fact.value]]
@@ -204,23 +207,47 @@ class Policy:
     def __init__(self, store: MemoryStore, user_name: str | None) -> None:
         self.store = store
         self.user_entity = user_name or DEFAULT_USER_ENTITY
+        self.mirror_entities: dict[str, tuple[str, list[str]]] = {}
+        self.mirror_relations: list[tuple[str, str, str]] = []
 
     def stored_name(self, name: str) -> str:
         return self.user_entity if name == USER else name
 
     def _existing(self) -> dict[str, Any]:
-        graph = self.store.read_graph()
-        return {
-            "entities": {e.name: e for e in graph.entities},
-            "relations": [(r.source, r.relation_type, r.target) for r in graph.relations],
-        }
+        """The memory as the policy's own calls left it (a mirror, so that planning needs no
+        read of the store; the gate compares the real store with the facts after each session)."""
+        return {"entities": {n: Entity(n, t, list(o)) for n, (t, o) in self.mirror_entities.items()},
+                "relations": list(self.mirror_relations)}
 
-    def introduce_user(self, plan: Plan) -> None:
-        """Creates the user's entity (first, so a fresh session can tell which entity is the user)."""
-        if self.user_entity not in self._existing()["entities"]:
-            plan.calls.append({"name": "create_entities", "arguments": {"entities": [
-                {"name": self.user_entity, "entityType": "person", "observations": []}]}})
-            plan.learn.append(user_entity_learn())
+    def _apply(self, calls: list[dict[str, Any]]) -> None:
+        entities, relations = self.mirror_entities, self.mirror_relations
+        for call in calls:
+            args = call["arguments"]
+            if call["name"] == "create_entities":
+                for e in args["entities"]:
+                    entities.setdefault(e["name"], (e["entityType"], list(e["observations"])))
+            elif call["name"] == "create_relations":
+                for r in args["relations"]:
+                    triple = (r["from"], r["relationType"], r["to"])
+                    if triple not in relations:
+                        relations.append(triple)
+            elif call["name"] == "add_observations":
+                for a in args["observations"]:
+                    observations = entities[a["entityName"]][1]
+                    observations.extend(c for c in a["contents"] if c not in observations)
+            elif call["name"] == "delete_observations":
+                for d in args["deletions"]:
+                    if d["entityName"] in entities:
+                        observations = entities[d["entityName"]][1]
+                        observations[:] = [o for o in observations if o not in d["observations"]]
+            elif call["name"] == "delete_relations":
+                gone = {(r["from"], r["relationType"], r["to"]) for r in args["relations"]}
+                relations[:] = [r for r in relations if r not in gone]
+            elif call["name"] == "delete_entities":
+                names = set(args["entityNames"])
+                for name in names:
+                    entities.pop(name, None)
+                relations[:] = [r for r in relations if r[0] not in names and r[2] not in names]
 
     def plan(self, adds: list[Fact], removes: list[tuple[Fact, RemoveMode]] = (), *, introduce: bool = False) -> Plan:
         """Gold calls for one user turn: removals first, then new entities, relations, observations."""
@@ -309,4 +336,5 @@ class Policy:
         if additions:
             plan.calls.append({"name": "add_observations", "arguments": {"observations": [
                 {"entityName": name, "contents": texts} for name, texts in additions.items()]}})
+        self._apply(plan.calls)
         return plan

@@ -240,5 +240,6 @@ def pools_for(split: Split) -> Pools:
         cities=split_pool(CITIES, split),
         org_prefixes=split_pool(ORG_PREFIXES, split),
         pet_names=split_pool(PET_NAMES, split),
-        project_names=split_pool(PROJECT_NAMES, split),
+        # "Project Kestrel" goes where "Kestrel" (an organisation prefix too) goes
+        project_names=[p for p in dict.fromkeys(PROJECT_NAMES) if _bucket(p.split()[-1]) == split],
     )

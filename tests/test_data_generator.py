@@ -1,0 +1,179 @@
+"""The episode generator: quality gate, disjoint splits, schema validity, determinism."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from memlora.agent.prompt import DEFAULT_USER_ENTITY, SYSTEM_PROMPT
+from memlora.data import vocab
+from memlora.data.commands import run_datagen, split_counts
+from memlora.data.gate import GateError, check_episode
+from memlora.data.generator import generate_episode
+from memlora.data.policy import USER, Fact, Policy
+from memlora.store import open_store
+
+SHARED_SCHEMA = Path(__file__).resolve().parents[1].parent / "shared" / "spec" / "episodes.schema.json"
+VENDORED_SCHEMA = Path(__file__).resolve().parents[1] / "memlora" / "evaluation" / "episodes.schema.json"
+
+
+def schema() -> dict:
+    path = SHARED_SCHEMA if SHARED_SCHEMA.is_file() else VENDORED_SCHEMA
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_gate_holds_under_the_evaluators_rules_on_thousands_of_episodes() -> None:
+    """Every session of 1,200 episodes: the gold graph meets the episode's facts by scoring.py."""
+    count = 0
+    for split in vocab.SPLITS:
+        for index in range(400):
+            generate_episode(7, split, index, strict=True)  # raises GateError on any mismatch
+            count += 1
+    assert count == 1200
+
+
+def test_gate_catches_a_fact_the_calls_do_not_back() -> None:
+    generated = generate_episode(3, "train", 1)
+    graphs = []
+    store = open_store("sqlite::memory:")
+    from memlora.data.execute import execute
+
+    for session in generated.sessions:
+        for turn in session.turns:
+            for call in turn.calls:
+                execute(store, call)
+        graphs.append(store.read_graph().to_dict())
+    check_episode(generated.episode, graphs)  # untouched: passes
+    broken = copy.deepcopy(generated.episode)
+    broken["sessions"][0]["learn"].append({"kind": "relation", "from": "@user", "type": ["works_at"], "to": "Nowhere Inc"})
+    with pytest.raises(GateError):
+        check_episode(broken, graphs)
+
+
+def test_same_seed_same_episode_other_seed_other_episode() -> None:
+    a = generate_episode(11, "train", 5).episode
+    b = generate_episode(11, "train", 5).episode
+    c = generate_episode(12, "train", 5).episode
+    assert json.dumps(a) == json.dumps(b)
+    assert json.dumps(a) != json.dumps(c)
+
+
+def _names(split: vocab.Split, episodes: int) -> set[str]:
+    names: set[str] = set()
+    for index in range(episodes):
+        episode = generate_episode(5, split, index).episode
+        if episode["user"]["name"]:
+            names.update(episode["user"]["name"].split())
+        for session in episode["sessions"]:
+            for fact in session["learn"]:
+                if fact["kind"] == "entity" and fact["name"] != USER:
+                    names.update(w for w in fact["name"].split() if w[:1].isupper())
+    return names
+
+
+def test_splits_share_no_names_or_places() -> None:
+    generic = {w for text in [*vocab.ORG_SUFFIXES, *vocab.UNIVERSITY_FORMS, *(f for f, _ in vocab.EVENT_KINDS)]
+               for w in text.replace("{city}", "").split()} | {"Project"}
+    seen = {split: _names(split, 150) - generic for split in vocab.SPLITS}
+    assert seen["train"] and seen["validation"] and seen["test"]
+    assert not seen["train"] & seen["validation"]
+    assert not seen["train"] & seen["test"]
+    assert not seen["validation"] & seen["test"]
+
+
+def test_pools_and_phrasings_are_disjoint() -> None:
+    from memlora.data import phrasing as ph
+
+    pools = {s: vocab.pools_for(s) for s in vocab.SPLITS}
+    for a, b in [("train", "validation"), ("train", "test"), ("validation", "test")]:
+        assert not set(pools[a].cities) & set(pools[b].cities)
+        assert not set(pools[a].org_prefixes) & set(pools[b].org_prefixes)
+        firsts = {s: {n for names in pools[s].first_names.values() for n, _ in names} for s in (a, b)}
+        assert not firsts[a] & firsts[b]
+        for bank in [*ph.STATE.values(), *ph.COMBO.values(), *ph.UPDATE.values(), *ph.CORRECT.values()]:
+            if len(bank) >= 3:
+                assert not set(ph.bank_for(bank, a)) & set(ph.bank_for(bank, b))
+
+
+def test_datagen_files_validate_and_are_byte_identical_for_a_seed(tmp_path: Path) -> None:
+    validator = jsonschema.Draft202012Validator(schema())
+    first = run_datagen(30, 4, tmp_path / "a", workers=1, progress=False)
+    run_datagen(30, 4, tmp_path / "b", workers=2, progress=False)  # parallel: same bytes
+    assert first["episodes"] == split_counts(30)
+    for name in ["train.episodes.jsonl", "validation.episodes.jsonl", "test.episodes.jsonl",
+                 "train.rows.jsonl", "validation.rows.jsonl"]:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    for split in vocab.SPLITS:
+        lines = (tmp_path / "a" / f"{split}.episodes.jsonl").read_text(encoding="utf-8").splitlines()
+        assert len(lines) == first["episodes"][split]
+        for line in lines:
+            episode = json.loads(line)
+            errors = list(validator.iter_errors(episode))
+            assert not errors, errors[0].message
+            assert 3 <= len(episode["sessions"]) <= 10
+            assert episode["split"] == split
+
+
+def test_rows_open_like_a_live_session_and_carry_real_results(tmp_path: Path) -> None:
+    from memlora.agent.protocol import model_tools
+
+    run_datagen(12, 9, tmp_path, workers=1, progress=False)
+    tools = model_tools()
+    episodes = [json.loads(x) for x in (tmp_path / "train.episodes.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = [json.loads(x) for x in (tmp_path / "train.rows.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == sum(len(e["sessions"]) for e in episodes)
+    for row in rows:
+        messages = row["messages"]
+        assert row["tools"] == tools
+        assert messages[0] == {"role": "system", "content": SYSTEM_PROMPT}
+        assert messages[1]["tool_calls"][0]["function"]["name"] == "read_graph"
+        assert messages[2]["role"] == "tool" and messages[3]["role"] == "user"
+        assert messages[-1]["role"] == "assistant" and messages[-1]["content"]
+        for i, message in enumerate(messages):
+            if message["role"] == "assistant" and message.get("tool_calls") and i > 1:
+                results = messages[i + 1:i + 1 + len(message["tool_calls"])]
+                assert [r["role"] for r in results] == ["tool"] * len(message["tool_calls"])
+                assert [r["name"] for r in results] == [c["function"]["name"] for c in message["tool_calls"]]
+    # a later session opens on the graph the earlier sessions built
+    first_episode_rows = rows[: len(episodes[0]["sessions"])]
+    assert first_episode_rows[0]["messages"][2]["content"] == '{"entities":[],"relations":[]}'
+    assert first_episode_rows[-1]["messages"][2]["content"] != '{"entities":[],"relations":[]}'
+
+
+def test_the_user_entity_is_created_first() -> None:
+    for index in range(60):
+        episode = generate_episode(2, "train", index).episode
+        first_create = next(c for s in episode["sessions"] for t in s["turns"] for c in t["calls"]
+                            if c["name"] == "create_entities")
+        expected = episode["user"]["name"] or DEFAULT_USER_ENTITY
+        assert first_create["arguments"]["entities"][0] == {"name": expected, "entityType": "person",
+                                                            "observations": first_create["arguments"]["entities"][0]["observations"]}
+
+
+def test_policy_correction_removes_the_wrong_place_but_an_update_keeps_it() -> None:
+    store = open_store("sqlite::memory:")
+    policy = Policy(store, "Ana Silva")
+    from memlora.data.execute import execute
+
+    def run(plan) -> None:  # type: ignore[no-untyped-def]
+        for call in plan.calls:
+            execute(store, call)
+
+    lisbon = Fact("lives_in", USER, "Lisbon")
+    run(policy.plan([lisbon]))
+    porto = Fact("lives_in", USER, "Porto")
+    correction = policy.plan([porto], [(lisbon, "correct")])
+    run(correction)
+    names = [e.name for e in store.read_graph().entities]
+    assert names == ["Ana Silva", "Porto"]
+    assert {"kind": "entity", "name": "Lisbon", "type": ["city"]} in correction.retract
+    update = policy.plan([Fact("lives_in", USER, "Madrid")], [(porto, "update")])
+    run(update)
+    graph = store.read_graph()
+    assert [e.name for e in graph.entities] == ["Ana Silva", "Porto", "Madrid"]
+    assert [(r.source, r.relation_type, r.target) for r in graph.relations] == [("Ana Silva", "lives_in", "Madrid")]
+    assert [c["name"] for c in update.calls] == ["delete_relations", "create_entities", "create_relations"]
