@@ -99,22 +99,28 @@ def call_plan(size: int, server: str, calls: int, seed: int) -> dict[str, list[d
     }
 
 
+WARMUP_CALLS = 3
+
+
 async def time_server(params: StdioServerParameters, plan: dict[str, list[dict[str, Any]]]) -> dict[str, list[float]]:
-    """Milliseconds per call for each tool, measured at the client."""
-    timings: dict[str, list[float]] = {}
+    """Milliseconds per call for each tool, measured at the client.
+
+    Tools take turns call by call, so a slow phase of the machine hits all of them alike; the
+    first WARMUP_CALLS calls of each tool warm the caches and are not counted.
+    """
+    timings: dict[str, list[float]] = {tool: [] for tool in TOOLS}
     with open(os.devnull, "w") as devnull:
         async with stdio_client(params, errlog=devnull) as (read, write), ClientSession(read, write) as session:
             await session.initialize()
-            await session.call_tool("search_nodes", {"query": "warm-up query"})
-            for tool in TOOLS:
-                samples = []
-                for args in plan[tool]:
+            for index in range(len(plan[TOOLS[0]])):
+                for tool in TOOLS:
                     start = time.perf_counter()
-                    result = await session.call_tool(tool, args)
-                    samples.append((time.perf_counter() - start) * 1000)
+                    result = await session.call_tool(tool, plan[tool][index])
+                    elapsed = (time.perf_counter() - start) * 1000
                     if result.is_error:
                         raise RuntimeError(f"{tool} failed: {result.content}")
-                timings[tool] = samples
+                    if index >= WARMUP_CALLS:
+                        timings[tool].append(elapsed)
     return timings
 
 
@@ -144,7 +150,7 @@ def run_size(size: int, calls: int, slow_calls: int, script: Path | None, log: C
             servers["reference"] = (StdioServerParameters(command="node", args=[str(script)], env=env), slow_calls)
         for name, (params, count) in servers.items():
             log(f"  {name}: {count} calls per tool")
-            timings = anyio.run(time_server, params, call_plan(size, name, count, seed=size))
+            timings = anyio.run(time_server, params, call_plan(size, name, count + WARMUP_CALLS, seed=size))
             results[name] = {tool: {"p50": percentile(s, 50), "p95": percentile(s, 95), "n": len(s)} for tool, s in timings.items()}
     return results
 
