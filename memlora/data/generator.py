@@ -411,8 +411,12 @@ class EpisodeBuilder:
             check_retrieval(results[0], fact.value)
             action = "ask"
         else:
-            kind = r.choice([k for k in USER_KINDS if (USER, k) not in self.active and k not in ("person", "pet")
-                             and (USER, k) not in self.forgotten] or ["studied_at"])
+            untold = [k for k in USER_KINDS if (USER, k) not in self.active and k not in ("person", "pet")
+                      and (USER, k) not in self.forgotten and (USER, k) not in self.history]
+            if not untold:
+                self.small_talk(session)
+                return
+            kind = r.choice(untold)
             value, extra = self.value_for(kind, USER)
             fact = Fact(kind, USER, value, extra)
             question, tid, call = self.question(fact)
@@ -424,7 +428,8 @@ class EpisodeBuilder:
                           spec.relation if spec else None, prefix)
             action = "ask_unknown"
         provenance = {"action": action, "templates": [tid]}
-        text = self.message([[Piece(question)]], provenance) if r.random() < 0.3 else _capital(question)
+        provenance.update(casual=False, typo=False)
+        text = _capital(r.choice(ph.QUESTION_OPENERS) + question) if r.random() < 0.3 else _capital(question)
         session.turns.append(GenTurn(text, [call], results, reply, provenance, retrieval=True))
 
     def question(self, fact: Fact, address: str | None = None) -> tuple[str, str, dict[str, Any]]:
@@ -590,11 +595,13 @@ class EpisodeBuilder:
             else:
                 # never back to a value the slot had before: within one session the evaluator
                 # applies learns before retracts, so A -> B -> A would read as "A retracted"
-                past = set(self.history.get(slot_key(old), []))
+                # nor to one that contains an old one ("teacher" -> "high school teacher"): the
+                # retracted keyword would still match
+                past = [v.lower() for v in [*self.history.get(slot_key(old), []), old.value]]
                 new_value = ""
                 for _ in range(20):
                     new_value, _ = self.value_for(old.kind, old.subject)
-                    if new_value not in past:
+                    if all(p not in new_value.lower() and new_value.lower() not in p for p in past):
                         break
                 else:
                     self.run_action(session, "tell")
@@ -699,6 +706,8 @@ class EpisodeBuilder:
             if not forgotten:
                 return None
             fact = r.choice(list(forgotten.values()))
+            if fact.kind == "person" and fact.extra in PARTNER_ROLES:
+                return None  # "who is my partner?" may well have a newer answer
             if fact.subject != USER and fact.subject not in people and fact.kind not in SUBJECT_OF_CHILD:
                 return None
             if fact.kind in SUBJECT_OF_CHILD and (fact.subject not in {f.value for f in active.values()}):

@@ -378,6 +378,8 @@ GREETING_REPLIES: list[str] = ["Nice to meet you, {first}!", "Hi {first}, good t
 
 OPENERS: list[str] = ["", "", "", "hi! ", "hey, ", "oh, ", "by the way, ", "btw ", "quick update: ", "fyi ", "so, ",
                       "just so you know, ", "one more thing: ", "hello again! ", "good morning! ", "news: ", "ok so "]
+QUESTION_OPENERS: list[str] = ["hey, ", "hi! ", "quick question: ", "oh, ", "hmm, ", "by the way, ", "btw, ",
+                               "remind me, ", "sorry, ", "wait, "]
 CONNECTORS: list[str] = [". ", ", and ", ". Also, ", "; ", ". Oh and ", ". Plus ", " and ", ". "]
 CLOSERS: list[str] = ["", "", "", ".", "!", " :)", ". Just so you know.", ", remember that.", " haha", "."]
 
