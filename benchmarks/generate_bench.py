@@ -17,8 +17,8 @@ import statistics
 import time
 from typing import Any
 
+import memlora.models  # noqa: F401,I001  (sets OMP_WAIT_POLICY before torch is imported)
 import torch
-
 from memlora.agent.engine import SamplingParams
 from memlora.agent.loop import MemoryAgent, build_engine, connect_memory
 from memlora.agent.prompt import session_opening
@@ -102,7 +102,8 @@ async def turn_latencies(engine: Any, runs: int) -> list[dict[str, Any]]:
     results = []
     for _ in range(runs):
         async with connect_memory("sqlite::memory:") as memory:
-            agent = MemoryAgent(engine, memory, params=SamplingParams(max_new_tokens=256))
+            # the base model rambles through every tool without an adapter: cap the turn
+            agent = MemoryAgent(engine, memory, params=SamplingParams(max_new_tokens=128), max_steps=2)
             record = await agent.turn(USERS[0])
             results.append({"seconds": record.seconds, "steps": len(record.steps), "calls": len(record.calls),
                             "tokens": sum(s.completion_tokens for s in record.steps),
