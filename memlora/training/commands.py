@@ -39,6 +39,8 @@ def train() -> None:
 @click.option("--patience", default=4, show_default=True, help="Early-stopping patience in evaluations (0: off).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in OUT/checkpoints.")
+@click.option("--frozen-prefix/--full-prefix", default=True, show_default=True,
+              help="Keep the shared system prompt + tool block as a frozen base-model KV cache (fast).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: GPU if there is one).")
 def sft(
@@ -46,7 +48,7 @@ def sft(
     target_modules: str, mlp: bool, learning_rate: float, epochs: float, max_steps: int,
     batch_size: int, grad_accum: int, max_length: int, max_train_rows: int | None,
     max_eval_rows: int, eval_every: int, save_every: int, patience: int, seed: int,
-    resume: bool, threads: int | None, device: str | None,
+    resume: bool, frozen_prefix: bool, threads: int | None, device: str | None,
 ) -> None:
     """Supervised LoRA fine-tuning on generated memory conversations."""
     settings = SftSettings(
@@ -57,7 +59,8 @@ def sft(
         learning_rate=learning_rate, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
         grad_accum=grad_accum, max_length=max_length, max_train_rows=max_train_rows,
         max_eval_rows=max_eval_rows, eval_every=eval_every, save_every=save_every,
-        early_stopping_patience=patience, seed=seed, resume=resume, threads=threads, device=device,
+        early_stopping_patience=patience, seed=seed, resume=resume, frozen_prefix=frozen_prefix,
+        threads=threads, device=device,
     )
     path = train_sft(settings)
     click.echo(f"adapter written to {path}")

@@ -51,6 +51,7 @@ class SftSettings:
     warmup_ratio: float = 0.03
     seed: int = 0
     resume: bool = False
+    frozen_prefix: bool = True  # shared prefix as a frozen base-model KV cache (frozen_prefix_trainer)
     threads: int | None = None
     device: str | None = None
 
@@ -70,30 +71,61 @@ def read_rows(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-def arrow_safe(row: dict[str, Any]) -> dict[str, Any]:
-    """Serialises tool-call arguments and the tool list to JSON strings.
+def tokenize_row(tokenizer: Any, row: dict[str, Any]) -> dict[str, list[int]]:
+    """Token ids of a whole session, and labels that keep only what the model must write.
 
-    Arrow unifies nested structs across rows, so argument dicts with different keys would come
-    back padded with nulls. Chat templates render a string argument verbatim and a dict through
-    `tojson`; `json.dumps` with its default separators writes the same text, so the tokens the
-    model trains on are the tokens it sees at inference.
+    Assistant spans are found by rendering the conversation message by message: chat templates
+    are prefix-preserving, so the text an assistant message adds is the difference between the
+    render up to it (with the generation prompt) and the render including it. This works for
+    any template, with or without `{% generation %}` markers. The runtime's opening read_graph
+    call is not the model's doing and gets no loss.
     """
-    messages = []
-    for message in row["messages"]:
-        message = dict(message)
-        if message.get("tool_calls"):
-            message["tool_calls"] = [
-                {
-                    "type": "function",
-                    "function": {
-                        "name": call["function"]["name"],
-                        "arguments": json.dumps(call["function"]["arguments"], ensure_ascii=False),
-                    },
-                }
-                for call in message["tool_calls"]
-            ]
-        messages.append(message)
-    return {"messages": messages, "tools": json.dumps(row["tools"], ensure_ascii=False)}
+    from memlora.agent.protocol import render_prompt
+
+    messages, tools = row["messages"], row["tools"]
+    text = render_prompt(tokenizer, messages, tools, add_generation_prompt=False)
+    spans: list[tuple[int, int]] = []
+    for index, message in enumerate(messages):
+        if message["role"] != "assistant" or is_opening_call(messages, index):
+            continue
+        start = len(render_prompt(tokenizer, messages[:index], tools, add_generation_prompt=True))
+        end = len(render_prompt(tokenizer, messages[: index + 1], tools, add_generation_prompt=False))
+        spans.append((start, end))
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids: list[int] = encoded["input_ids"]
+    labels = [
+        token if any(start <= begin and finish <= end for start, end in spans) else -100
+        for token, (begin, finish) in zip(ids, encoded["offset_mapping"])
+    ]
+    return {"input_ids": ids, "labels": labels}
+
+
+def is_opening_call(messages: list[dict[str, Any]], index: int) -> bool:
+    from memlora.agent.prompt import OPENING_CALL
+
+    calls = messages[index].get("tool_calls") or []
+    first_assistant = next(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    return index == first_assistant and len(calls) == 1 and calls[0]["function"]["name"] == OPENING_CALL["name"]
+
+
+def shared_prefix_ids(tokenizer: Any, tools: list[dict[str, Any]]) -> list[int]:
+    """The tokens every session starts with (system prompt + tool block), as the agent renders them."""
+    from memlora.agent.loop import session_prefix
+
+    return tokenizer(session_prefix(tokenizer, tools), add_special_tokens=False)["input_ids"]
+
+
+def tokenize_rows(tokenizer: Any, rows: list[dict[str, Any]], frozen_prefix: bool) -> tuple[list[dict[str, list[int]]], list[int]]:
+    """Tokenized rows, and the shared prefix they were cut after (empty when it stays in each row)."""
+    prefix = shared_prefix_ids(tokenizer, rows[0]["tools"]) if rows else []
+    cut = len(prefix) if frozen_prefix else 0
+    out = []
+    for number, row in enumerate(rows, start=1):
+        full = tokenize_row(tokenizer, row)
+        if full["input_ids"][: len(prefix)] != prefix:
+            raise ValueError(f"row {number}: does not start with the shared system prompt and tool block")
+        out.append({"input_ids": full["input_ids"][cut:], "labels": full["labels"][cut:]})
+    return out, prefix[:cut]
 
 
 def file_sha256(path: Path) -> str:
@@ -122,9 +154,10 @@ def train_sft(settings: SftSettings) -> Path:
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
-    from memlora.models.loading import pick_device, resolve_model
+    from memlora.agent.protocol import install_chat_template
+    from memlora.models.loading import model_family, pick_device, resolve_model
 
     if settings.threads:
         torch.set_num_threads(settings.threads)
@@ -132,18 +165,18 @@ def train_sft(settings: SftSettings) -> Path:
     out = settings.out
     out.mkdir(parents=True, exist_ok=True)
 
-    train_path, validation_path = data_files(settings.data)
-    train_rows = [arrow_safe(r) for r in read_rows(train_path, settings.max_train_rows)]
-    eval_rows = (
-        [arrow_safe(r) for r in read_rows(validation_path, settings.max_eval_rows)] if validation_path else []
-    )
-    train_dataset = Dataset.from_list(train_rows)
-    eval_dataset = Dataset.from_list(eval_rows) if eval_rows else None
-
     model_path = resolve_model(settings.model)
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
     model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=torch.bfloat16).to(device)
-    ensure_chat_template(tokenizer, model)
+    install_chat_template(tokenizer, model_family(model))
+
+    train_path, validation_path = data_files(settings.data)
+    train_rows, prefix = tokenize_rows(tokenizer, read_rows(train_path, settings.max_train_rows), settings.frozen_prefix)
+    eval_rows = (
+        tokenize_rows(tokenizer, read_rows(validation_path, settings.max_eval_rows), settings.frozen_prefix)[0]
+        if validation_path else []
+    )
+    eval_dataset = Dataset.from_list(eval_rows) if eval_rows else None
 
     steps_per_epoch = math.ceil(len(train_rows) / (settings.batch_size * settings.grad_accum))
     args = SFTConfig(
@@ -155,7 +188,6 @@ def train_sft(settings: SftSettings) -> Path:
         per_device_eval_batch_size=settings.batch_size,
         gradient_accumulation_steps=settings.grad_accum,
         max_length=settings.max_length,
-        assistant_only_loss=True,
         packing=False,
         bf16=True,
         lr_scheduler_type="cosine",
@@ -173,7 +205,8 @@ def train_sft(settings: SftSettings) -> Path:
         report_to="none",
         use_cpu=device.type == "cpu",
         dataloader_num_workers=0,
-        gradient_checkpointing=False,
+        # TRL turns it on by default; it recomputes every forward and would drop the prefix cache
+        activation_checkpointing=False,
         disable_tqdm=False,
     )
     peft_config = LoraConfig(
@@ -186,14 +219,15 @@ def train_sft(settings: SftSettings) -> Path:
     callbacks = []
     if eval_dataset is not None and settings.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=settings.early_stopping_patience))
-    trainer = SFTTrainer(
+    trainer = frozen_prefix_trainer(
         model=model,
         args=args,
-        train_dataset=train_dataset,
+        train_dataset=Dataset.from_list(train_rows),
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=callbacks,
+        prefix_ids=prefix,
     )
 
     started = time.perf_counter()
@@ -202,7 +236,6 @@ def train_sft(settings: SftSettings) -> Path:
     seconds = time.perf_counter() - started
 
     trainer.model.save_pretrained(str(out), safe_serialization=True)
-    tokens = trained_tokens(trainer.state.log_history)
     history = trainer.state.log_history
     (out / "training_log.json").write_text(json.dumps(history, indent=1))
     plot_losses(history, out / "loss.png")
@@ -213,29 +246,60 @@ def train_sft(settings: SftSettings) -> Path:
         n_train=len(train_rows),
         n_eval=len(eval_rows),
         seconds=seconds,
-        tokens=tokens,
+        tokens=trainer.tokens_processed,
+        prefix_tokens=len(prefix),
         global_step=trainer.state.global_step,
         best_eval_loss=trainer.state.best_metric,
     )
     return out
 
 
-def ensure_chat_template(tokenizer: Any, model: Any) -> None:
-    """Gemma 3 270M is a base model without a chat template: give it memlora's own format."""
-    if tokenizer.chat_template:
-        return
-    from memlora.agent import protocol
+def frozen_prefix_trainer(**kwargs: Any) -> Any:
+    """Builds the trainer; the class is defined here so that importing this module skips TRL."""
+    import copy
 
-    template = getattr(protocol, "training_chat_template", None)
-    if template is None:
-        raise RuntimeError(f"{model.config.model_type}: no chat template to train with")
-    tokenizer.chat_template = template(model)
+    import torch
+    from trl import SFTTrainer
 
+    class FrozenPrefixSFTTrainer(SFTTrainer):
+        """SFTTrainer whose rows continue one shared prefix held as a frozen base-model KV cache.
 
-def trained_tokens(history: list[dict[str, Any]]) -> int:
-    """TRL logs the running count of tokens it has fed through the model as `num_tokens`."""
-    counts = [entry["num_tokens"] for entry in history if "num_tokens" in entry]
-    return int(counts[-1]) if counts else 0
+        Every session starts with the same system prompt and tool block (~1,300 tokens), more
+        than the session itself. Its keys and values are computed once, by the base model with
+        the adapter switched off, and every row attends to them without recomputing them or
+        back-propagating through them. The agent's engine builds its prefix cache the same way,
+        so training and inference see identical prefix states.
+        """
+
+        def __init__(self, *args: Any, prefix_ids: list[int], **kw: Any) -> None:
+            super().__init__(*args, **kw)
+            self.prefix_ids = list(prefix_ids)
+            self._prefix_cache: Any = None
+            self.tokens_processed = 0
+
+        def _prefix_kv(self, model: Any) -> Any:
+            if self._prefix_cache is None:
+                peft_model = self.accelerator.unwrap_model(model)
+                ids = torch.tensor([self.prefix_ids], device=peft_model.device)
+                with torch.no_grad(), peft_model.disable_adapter():
+                    self._prefix_cache = peft_model(input_ids=ids, use_cache=True).past_key_values
+            return self._prefix_cache
+
+        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:
+            if model.training:
+                self.tokens_processed += int(inputs["attention_mask"].sum())
+            if self.prefix_ids:
+                batch = inputs["input_ids"].shape[0]
+                cache = copy.deepcopy(self._prefix_kv(model))  # the forward appends to it
+                if batch > 1:
+                    cache.batch_repeat_interleave(batch)
+                mask = inputs["attention_mask"]
+                prefix_mask = torch.ones(batch, len(self.prefix_ids), dtype=mask.dtype, device=mask.device)
+                inputs = {**inputs, "past_key_values": cache, "attention_mask": torch.cat([prefix_mask, mask], 1)}
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    return FrozenPrefixSFTTrainer(**kwargs)
 
 
 def plot_losses(history: list[dict[str, Any]], path: Path) -> None:
@@ -294,6 +358,7 @@ def write_card(out: Path, *, settings: SftSettings, train_path: Path, **facts: A
                 "optimizer_steps": facts["global_step"],
                 "wall_seconds": round(seconds, 1),
                 "tokens": facts["tokens"],
+                "frozen_prefix_tokens": facts["prefix_tokens"],
                 "tokens_per_second": round(facts["tokens"] / seconds, 1) if seconds else None,
                 "best_eval_loss": facts["best_eval_loss"],
             },

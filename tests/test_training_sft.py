@@ -1,0 +1,130 @@
+"""LoRA SFT: which tokens carry loss, the frozen-prefix trick, and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from memlora.agent.prompt import session_opening, tool_call_message, tool_result_message
+from memlora.agent.protocol import model_tools
+from memlora.models.loading import tiny_model
+from memlora.training.sft import LoraSettings, SftSettings, tokenize_row, tokenize_rows, train_sft
+
+CALL = {
+    "name": "create_entities",
+    "arguments": {"entities": [{"name": "Ines Duarte", "entityType": "person", "observations": ["Plays cello"]}]},
+}
+
+
+def session_row(user: str = "I'm Ines Duarte and I play the cello.", reply: str = "Nice to meet you, Ines!") -> dict[str, Any]:
+    messages = session_opening({"entities": [], "relations": []})
+    messages += [
+        {"role": "user", "content": user},
+        tool_call_message([CALL]),
+        tool_result_message(CALL["name"], [CALL["arguments"]["entities"][0]]),
+        {"role": "assistant", "content": reply},
+    ]
+    return {"messages": messages, "tools": model_tools()}
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Any:
+    return tiny_model("qwen", seed=3)
+
+
+def labelled_text(tokenizer: Any, encoded: dict[str, list[int]]) -> str:
+    return tokenizer.decode([t for t in encoded["labels"] if t != -100])
+
+
+def test_loss_covers_the_model_turns_and_nothing_else(tiny: Any) -> None:
+    encoded = tokenize_row(tiny.tokenizer, session_row())
+    trained = labelled_text(tiny.tokenizer, encoded)
+    assert '"name": "create_entities"' in trained
+    assert "Nice to meet you, Ines!" in trained
+    assert trained.count("<|im_end|>") == 2  # each model turn learns to stop
+    assert "I play the cello" not in trained  # the user's words
+    assert "read_graph" not in trained  # the runtime's opening call
+    assert "memory tools" not in trained  # the system prompt
+    assert '"observations": ["Plays cello"]}]' not in trained.split("</tool_call>")[1]  # the tool result
+
+
+def test_frozen_prefix_cuts_exactly_the_shared_prompt(tiny: Any) -> None:
+    rows = [session_row(), session_row("My name is Ines Duarte.", "Hello Ines.")]
+    cut, prefix = tokenize_rows(tiny.tokenizer, rows, frozen_prefix=True)
+    whole, none = tokenize_rows(tiny.tokenizer, rows, frozen_prefix=False)
+    assert none == [] and len(prefix) > 100
+    for short, full in zip(cut, whole):
+        assert full["input_ids"] == prefix + short["input_ids"]
+        assert full["labels"][len(prefix):] == short["labels"]
+        assert set(full["labels"][: len(prefix)]) == {-100}
+    assert tiny.tokenizer.decode(cut[0]["input_ids"][:12]).startswith("<|im_start|>assistant")
+
+
+def test_a_row_with_another_system_prompt_is_rejected_with_its_number(tiny: Any) -> None:
+    odd = session_row()
+    odd["messages"][0] = {"role": "system", "content": "You are a pirate."}
+    with pytest.raises(ValueError, match="row 2: does not start with the shared system prompt"):
+        tokenize_rows(tiny.tokenizer, [session_row(), odd], frozen_prefix=True)
+
+
+def write_rows(folder: Path, rows: dict[str, list[dict[str, Any]]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, items in rows.items():
+        (folder / f"{split}.rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
+    (folder / "stats.json").write_text(json.dumps({"seed": 7}))
+
+
+def test_frozen_prefix_loss_equals_the_full_sequence_loss_before_training(tiny: Any, tmp_path: Path) -> None:
+    """LoRA starts as the identity, so a frozen base-model prefix must give the plain loss exactly."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTConfig
+
+    from memlora.training.sft import frozen_prefix_trainer
+
+    rows = [session_row()]
+    cut, prefix = tokenize_rows(tiny.tokenizer, rows, frozen_prefix=True)
+    full, _ = tokenize_rows(tiny.tokenizer, rows, frozen_prefix=False)
+    trainer = frozen_prefix_trainer(
+        model=tiny.model,
+        args=SFTConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, activation_checkpointing=False,
+                       bf16=False),
+        train_dataset=Dataset.from_list(cut),
+        processing_class=tiny.tokenizer,
+        peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
+        prefix_ids=prefix,
+    )
+    model = trainer.model
+    model.eval()
+    batch = trainer.data_collator([cut[0]])
+    with torch.no_grad():
+        frozen = trainer.compute_loss(model, dict(batch))
+        ids = torch.tensor([full[0]["input_ids"]])
+        labels = torch.tensor([full[0]["labels"]])
+        plain = model(input_ids=ids, labels=labels).loss
+    assert torch.allclose(frozen, plain, atol=1e-4), (frozen, plain)
+
+
+def test_tiny_end_to_end_run_writes_adapter_card_and_plot(tiny: Any, tmp_path: Path) -> None:
+    model_dir = tmp_path / "tiny-model"
+    tiny.model.save_pretrained(model_dir)
+    tiny.tokenizer.save_pretrained(model_dir)
+    data = tmp_path / "data"
+    write_rows(data, {"train": [session_row()] * 4, "validation": [session_row()]})
+    out = train_sft(SftSettings(
+        data=data, out=tmp_path / "adapter", model=str(model_dir), lora=LoraSettings(r=4, alpha=8),
+        max_steps=2, grad_accum=2, eval_every=1, save_every=1, learning_rate=1e-3, device="cpu",
+    ))
+    assert (out / "adapter_model.safetensors").exists()
+    assert (out / "loss.png").stat().st_size > 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["data"]["seed"] == 7 and card["data"]["train_rows"] == 4
+    assert card["training"]["optimizer_steps"] == 2 and card["training"]["tokens"] > 0
+    assert card["hyperparameters"]["lora"]["r"] == 4
+    assert "Ines" not in (out / "README.md").read_text()  # the card describes, it does not leak rows
+    losses = [entry["loss"] for entry in json.loads((out / "training_log.json").read_text()) if "loss" in entry]
+    assert len(losses) == 2 and all(loss > 0 for loss in losses)
