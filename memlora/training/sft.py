@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,15 +61,17 @@ class SftSettings:
 # data
 
 
-def read_rows(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
-    rows = []
+def read_rows(path: Path, limit: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
+    """All rows of a file, or a seeded random sample of `limit` of them.
+
+    The generator writes an episode's sessions next to each other, so the first N rows would
+    come from only a few users; a sample spreads a short run over the whole data set.
+    """
     with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                rows.append(json.loads(line))
-            if limit is not None and len(rows) >= limit:
-                break
-    return rows
+        lines = [line for line in handle if line.strip()]
+    if limit is not None and limit < len(lines):
+        lines = random.Random(seed).sample(lines, limit)
+    return [json.loads(line) for line in lines]
 
 
 def tokenize_row(tokenizer: Any, row: dict[str, Any]) -> dict[str, list[int]]:
@@ -150,6 +153,7 @@ def data_files(data: Path) -> tuple[Path, Path | None]:
 
 def train_sft(settings: SftSettings) -> Path:
     """Trains a LoRA adapter and writes it (safetensors + card + loss plot) to `settings.out`."""
+    import memlora.models  # noqa: F401 - sets OpenMP's passive waiting before torch loads
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -171,9 +175,9 @@ def train_sft(settings: SftSettings) -> Path:
     install_chat_template(tokenizer, model_family(model))
 
     train_path, validation_path = data_files(settings.data)
-    train_rows, prefix = tokenize_rows(tokenizer, read_rows(train_path, settings.max_train_rows), settings.frozen_prefix)
+    train_rows, prefix = tokenize_rows(tokenizer, read_rows(train_path, settings.max_train_rows, settings.seed), settings.frozen_prefix)
     eval_rows = (
-        tokenize_rows(tokenizer, read_rows(validation_path, settings.max_eval_rows), settings.frozen_prefix)[0]
+        tokenize_rows(tokenizer, read_rows(validation_path, settings.max_eval_rows, settings.seed), settings.frozen_prefix)[0]
         if validation_path else []
     )
     eval_dataset = Dataset.from_list(eval_rows) if eval_rows else None
