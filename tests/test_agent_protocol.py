@@ -65,6 +65,8 @@ def test_tolerant_recoveries_are_flagged(text: str) -> None:
         "<tool_call>\n{\"name\": \"create_entities\", \"arguments\": {",  # truncated, no close
         block("create_entities(entities=[])"),  # not JSON
         block('{"arguments": {}}'),  # no name
+        '{"name": "delete_observations", "arguments": {"deletions": []}',  # bare, unbalanced
+        '```json\n{"name": "read_graph", "arguments": {\n```',  # fenced, truncated
     ],
 )
 def test_unrecoverable_calls_are_invalid(text: str) -> None:

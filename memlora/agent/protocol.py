@@ -238,6 +238,7 @@ class ParsedOutput:
 TOOL_CALL_BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
 FENCE_BLOCK = re.compile(r"```(?:json|tool_call|tool_code)?\s*\n?(.*?)```", re.DOTALL)
 _DECODER = json.JSONDecoder()
+BARE_CALL_START = re.compile(r'\s*(?:```\w*\s*)?\{\s*"name"\s*:\s*"[^"]*"\s*,\s*"(?:arguments|parameters)"')
 
 
 def _as_call(value: Any, bare: bool = False) -> tuple[str, dict[str, Any], bool] | None:
@@ -341,6 +342,9 @@ def parse_output(text: str) -> ParsedOutput:
                 calls.extend(ToolCall(p[0], p[1], "tolerant", json.dumps(v)) for p, v in zip(parsed, values))
                 spans.append((start, end) if fenced else (v_start, v_end))
     if not calls:
+        if BARE_CALL_START.match(text):  # a call outside any block that does not parse (truncated)
+            error = f"could not parse a tool call from {text.strip()[:200]!r}"
+            return ParsedOutput("", [ToolCall(None, None, "invalid", text, error=error)], "invalid")
         return ParsedOutput(text.strip())
     content = text
     for start, end in reversed(spans):
