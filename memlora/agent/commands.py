@@ -22,7 +22,7 @@ def default_adapter(model: str) -> str | None:
     return str(folder) if (folder / "adapter_config.json").exists() else None
 
 
-def _load(model: str, adapter: str | None) -> tuple[Any, str | None]:
+def load_for_chat(model: str, adapter: str | None) -> tuple[Any, str | None]:
     """The model with its adapter attached, and the adapter name to pick per call."""
     from memlora.models.loading import adapter_name, load_model
 
@@ -87,7 +87,7 @@ def chat(model: str, adapter: str | None, store: str | None, server_command: str
     """Talk to the model; it keeps what you tell it in its memory. /new starts a new session, /quit leaves."""
     from memlora.agent.loop import MemoryAgent, build_engine, connect_memory
 
-    loaded, adapter_name = _load(model, adapter)
+    loaded, adapter_name = load_for_chat(model, adapter)
     engine = build_engine(loaded)
     history = _history_file(store if not server_command else server_command)
 
@@ -177,7 +177,7 @@ def replay(episodes: str, model: str, adapter: str | None, store: str, server_co
     """Play the user turns of EPISODES.jsonl; print each call, its result and the final graph."""
     from memlora.agent.loop import build_engine
 
-    loaded, adapter_name = _load(model, adapter)
+    loaded, adapter_name = load_for_chat(model, adapter)
     engine = build_engine(loaded)
     items = [json.loads(line) for line in Path(episodes).read_text().splitlines() if line.strip()]
     params = _sampling(temperature, seed, max_new_tokens)

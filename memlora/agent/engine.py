@@ -70,7 +70,7 @@ class GenerationEngine:
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.use_prefix_cache = use_prefix_cache
         self.prefix_ids: list[int] = self.encode(prefix) if prefix else []
-        self._prefix_cache: dict[str, Any] = {}  # adapter name -> KV cache of the prefix (batch 1)
+        self._prefix_cache: Any = None  # KV cache of the prefix (batch 1), base model
         self._pending: list[tuple[list[int], SamplingParams, str, asyncio.Future[Completion]]] = []
         self._worker: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memlora-generate")
@@ -136,12 +136,18 @@ class GenerationEngine:
         return [r for r in results if r is not None]
 
     def _prefix_kv(self, adapter: str) -> Any:
-        """The prefix's KV cache for this adapter, computed on first use."""
-        if adapter not in self._prefix_cache:
+        """The prefix's KV cache, computed once by the base model with every adapter switched off.
+
+        memlora adapters are trained on top of this same base-model prefix cache
+        (memlora.training.sft.frozen_prefix_trainer), so one cache serves every adapter and
+        matches what each adapter saw in training. `adapter` only names the caller.
+        """
+        if self._prefix_cache is None:
             ids = torch.tensor([self.prefix_ids], device=self.device)
-            out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
-            self._prefix_cache[adapter] = out.past_key_values
-        return self._prefix_cache[adapter]
+            with self.loaded.adapter(BASE_ADAPTER):
+                out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
+            self._prefix_cache = out.past_key_values
+        return self._prefix_cache
 
     def _decode(self, prompts: list[list[int]], params: list[SamplingParams], use_prefix: bool,
                 adapter: str) -> list[Completion]:
