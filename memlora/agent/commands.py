@@ -13,23 +13,15 @@ import click
 
 from memlora.models.loading import BASE_ADAPTER, DEFAULT_MODEL
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def default_adapter(model: str) -> str | None:
-    """adapters/<model-name>-memory/ in the repository when it exists, else the base model."""
-    folder = REPO_ROOT / "adapters" / f"{Path(model).name}-memory"
-    return str(folder) if (folder / "adapter_config.json").exists() else None
-
 
 def load_for_chat(model: str, adapter: str | None) -> tuple[Any, str | None]:
     """The model with its adapter attached, and the adapter name to pick per call."""
-    from memlora.models.loading import adapter_name, load_model
+    from memlora.models.loading import adapter_name, choose_adapter, load_model
 
-    adapter = default_adapter(model) if adapter is None else adapter
-    if adapter in (None, BASE_ADAPTER):
+    chosen = choose_adapter(model, adapter)
+    if chosen is None:
         return load_model(model), None
-    return load_model(model, adapters=[adapter]), adapter_name(adapter)
+    return load_model(model, adapters=[chosen]), adapter_name(chosen)
 
 
 def _show_call(call: Any) -> None:

@@ -14,7 +14,9 @@ from memlora.evaluation.episodes import EpisodeFileError, load_episodes
 @click.command("eval")
 @click.argument("episodes_path", metavar="EPISODES.jsonl", type=click.Path(exists=True, dir_okay=False))
 @click.option("--model", "model", default=None, help="Bundled model name, local folder or hub id.")
-@click.option("--adapter", default=None, type=click.Path(exists=True), help="A LoRA adapter folder to apply.")
+@click.option("--adapter", default=None,
+              help="LoRA adapter folder; 'none' for the bare base model. Default: the adapter memlora ships "
+                   "for a bundled model (adapters/<model>-memory/), when there is one.")
 @click.option("--server", "server", default=None,
               help="Memory server command (stdio); {store} is replaced by a fresh file per episode. "
                    "Default: memlora's server in process on a fresh in-memory store.")
@@ -47,10 +49,14 @@ def eval_command(
         episodes = episodes[:limit]
     if oracle and (model or adapter):
         raise click.UsageError("--oracle replays reference calls: it takes no --model or --adapter")
-    if not oracle and not model:
-        from memlora.models.loading import DEFAULT_MODEL
+    if not oracle:
+        from memlora.models.loading import DEFAULT_MODEL, choose_adapter
 
-        model = DEFAULT_MODEL
+        model = model or DEFAULT_MODEL
+        try:
+            adapter = choose_adapter(model, adapter)
+        except FileNotFoundError as error:
+            raise click.BadParameter(str(error), param_hint="--adapter") from error
     config = RunConfig(
         episodes=str(episodes_path), episodes_sha256=file_sha256(episodes_path),
         model=None if oracle else model, adapter=adapter, server=server, oracle=oracle,

@@ -199,6 +199,26 @@ def attach_adapters(model: Any, adapters: dict[str, str | Path]) -> Any:
     return peft_model
 
 
+REPO_ADAPTERS = Path(__file__).resolve().parents[2] / "adapters"
+
+
+def default_adapter(model: str) -> str | None:
+    """The adapter memlora ships for a bundled model (adapters/<model>-memory/), if there is one."""
+    folder = REPO_ADAPTERS / f"{Path(model).name}-memory"
+    return str(folder) if (folder / "adapter_config.json").exists() else None
+
+
+def choose_adapter(model: str, adapter: str | None) -> str | None:
+    """What `--adapter` means everywhere: unset = the shipped default, "none" = the base model."""
+    if adapter is None:
+        return default_adapter(model)
+    if adapter == BASE_ADAPTER:
+        return None
+    if not (Path(adapter) / "adapter_config.json").exists():
+        raise FileNotFoundError(f"--adapter {adapter}: no adapter_config.json there (use 'none' for the base model)")
+    return adapter
+
+
 def normalise_adapters(adapters: Any) -> dict[str, str | Path]:
     """Accepts None, a path, a list of paths or a {name: path} dict; drops "none"."""
     if adapters is None:
