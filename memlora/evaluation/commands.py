@@ -38,7 +38,8 @@ def eval_command(
     """
     from memlora.evaluation.metrics import score_run
     from memlora.evaluation.report import write_report
-    from memlora.evaluation.runner import AgentPlayer, OraclePlayer, ResumeMismatchError, RunConfig, file_sha256, run_episodes
+    from memlora.files import sha256_file
+    from memlora.evaluation.runner import AgentPlayer, OraclePlayer, ResumeMismatchError, RunConfig, run_episodes
 
     # The file is checked before anything heavy is loaded: a typo must not cost a model load.
     try:
@@ -58,7 +59,7 @@ def eval_command(
         except FileNotFoundError as error:
             raise click.BadParameter(str(error), param_hint="--adapter") from error
     config = RunConfig(
-        episodes=str(episodes_path), episodes_sha256=file_sha256(episodes_path),
+        episodes=str(episodes_path), episodes_sha256=sha256_file(episodes_path),
         model=None if oracle else model, adapter=adapter, server=server, oracle=oracle,
     )
     player: Any

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
 import shlex
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from memlora.evaluation.episodes import Episode, Probe
+from memlora.files import sha256_file
 from memlora.evaluation.records import CallRecord, EpisodeRecord, ProbeRecord, SessionRecord, StepRecord, TurnRecord
 
 RESULTS_FILE = "results.jsonl"
@@ -278,10 +278,6 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 class ResumeMismatchError(RuntimeError):

@@ -8,7 +8,6 @@ that folder directly (seconds).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -20,6 +19,8 @@ from contextlib import contextmanager
 
 import torch
 from filelock import FileLock
+
+from memlora.files import sha256_file
 
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"
 BASE_ADAPTER = "none"  # the adapter name that means "the base model, no LoRA"
@@ -36,14 +37,6 @@ def cache_root() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("memlora"))
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def assemble_qwen_gguf(target: Path) -> Path:

@@ -7,7 +7,6 @@ learns to emit tool calls and replies, not to predict users or tool results.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
@@ -15,6 +14,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from memlora.files import sha256_file
 
 ATTENTION_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP_MODULES = ("gate_proj", "up_proj", "down_proj")
@@ -129,14 +130,6 @@ def tokenize_rows(tokenizer: Any, rows: list[dict[str, Any]], frozen_prefix: boo
             raise ValueError(f"row {number}: does not start with the shared system prompt and tool block")
         out.append({"input_ids": full["input_ids"][cut:], "labels": full["labels"][cut:]})
     return out, prefix[:cut]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def data_files(data: Path) -> tuple[Path, Path | None]:
@@ -374,7 +367,7 @@ def write_card(out: Path, *, settings: SftSettings, train_path: Path, **facts: A
             "data": {
                 "dir": str(settings.data),
                 "seed": stats.get("seed"),
-                "train_rows_sha256": file_sha256(train_path),
+                "train_rows_sha256": sha256_file(train_path),
                 "train_rows": facts["n_train"],
                 "validation_rows": facts["n_eval"],
             },
