@@ -126,5 +126,23 @@ def test_tiny_end_to_end_run_writes_adapter_card_and_plot(tiny: Any, tmp_path: P
     assert card["training"]["optimizer_steps"] == 2 and card["training"]["tokens"] > 0
     assert card["hyperparameters"]["lora"]["r"] == 4
     assert "Ines" not in (out / "README.md").read_text()  # the card describes, it does not leak rows
-    losses = [entry["loss"] for entry in json.loads((out / "training_log.json").read_text()) if "loss" in entry]
+    history = json.loads((out / "training_log.json").read_text())
+    losses = [entry["loss"] for entry in history if "loss" in entry]
     assert len(losses) == 2 and all(loss > 0 for loss in losses)
+    counts = [entry["tokens_processed"] for entry in history if "tokens_processed" in entry]
+    assert counts == sorted(counts) and counts[-1] == card["training"]["tokens"]
+
+
+def test_resume_continues_from_the_newest_checkpoint(tiny: Any, tmp_path: Path) -> None:
+    model_dir = tmp_path / "tiny-model"
+    tiny.model.save_pretrained(model_dir)
+    tiny.tokenizer.save_pretrained(model_dir)
+    data = tmp_path / "data"
+    write_rows(data, {"train": [session_row()] * 4})
+    settings = SftSettings(data=data, out=tmp_path / "adapter", model=str(model_dir), lora=LoraSettings(r=4, alpha=8),
+                           max_steps=1, grad_accum=2, save_every=1, device="cpu")
+    first = json.loads((train_sft(settings) / "card.json").read_text())["training"]
+    settings.max_steps, settings.resume = 2, True
+    second = json.loads((train_sft(settings) / "card.json").read_text())["training"]
+    assert first["optimizer_steps"] == 1 and second["optimizer_steps"] == 2
+    assert second["tokens"] == 2 * first["tokens"]  # the same rows again: the count went on from the checkpoint

@@ -274,6 +274,21 @@ def frozen_prefix_trainer(**kwargs: Any) -> Any:
             self.prefix_ids = list(prefix_ids)
             self._prefix_cache: Any = None
             self.tokens_processed = 0
+            self._count_restored = False
+
+        def log(self, logs: dict[str, float], *args: Any, **kw: Any) -> None:
+            # cumulative, in trainer_state.json, so a resumed run keeps counting from there
+            if "loss" in logs:
+                logs["tokens_processed"] = self.tokens_processed
+            super().log(logs, *args, **kw)
+
+        def _restore_token_count(self) -> None:
+            """After --resume the checkpoint's log history holds the count so far."""
+            self._count_restored = True
+            for entry in reversed(self.state.log_history):
+                if "tokens_processed" in entry:
+                    self.tokens_processed = int(entry["tokens_processed"])
+                    return
 
         def _prefix_kv(self, model: Any) -> Any:
             if self._prefix_cache is None:
@@ -316,6 +331,8 @@ def frozen_prefix_trainer(**kwargs: Any) -> Any:
                 correct = ((logits.argmax(-1) == chosen) & counted).sum()
                 self._metrics[mode]["mean_token_accuracy"].append((correct / counted.sum().clamp(min=1)).item())
             if mode == "train":
+                if not self._count_restored:
+                    self._restore_token_count()
                 self.tokens_processed += int(inputs["attention_mask"].sum())
             return (loss, outputs) if return_outputs else loss
 
