@@ -75,3 +75,9 @@ def test_several_adapters_on_one_base_are_picked_per_call(saved: dict[str, Path]
     with pytest.raises(KeyError):
         with loaded.adapter("gamma"):
             pass
+
+
+def test_adapter_folders_with_dots_get_valid_names() -> None:
+    from memlora.models.loading import adapter_name
+
+    assert adapter_name("adapters/qwen2.5-coder-0.5b-memory") == "qwen2_5-coder-0_5b-memory"

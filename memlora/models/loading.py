@@ -176,7 +176,8 @@ class LoadedModel:
 
 
 def adapter_name(path: str | Path) -> str:
-    return Path(path).name or str(path)
+    """The name an adapter folder is loaded under: PEFT names become module names, so no dots."""
+    return (Path(path).name or str(path)).replace(".", "_")
 
 
 def attach_adapters(model: Any, adapters: dict[str, str | Path]) -> Any:
