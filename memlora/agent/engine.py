@@ -135,12 +135,12 @@ class GenerationEngine:
                         results[i] = completion
         return [r for r in results if r is not None]
 
-    def _prefix_kv(self, adapter: str) -> Any:
+    def _prefix_kv(self) -> Any:
         """The prefix's KV cache, computed once by the base model with every adapter switched off.
 
         memlora adapters are trained on top of this same base-model prefix cache
         (memlora.training.sft.frozen_prefix_trainer), so one cache serves every adapter and
-        matches what each adapter saw in training. `adapter` only names the caller.
+        matches what each adapter saw in training.
         """
         if self._prefix_cache is None:
             ids = torch.tensor([self.prefix_ids], device=self.device)
@@ -173,7 +173,7 @@ class GenerationEngine:
 
         cache = None
         if use_prefix:
-            cache = copy.deepcopy(self._prefix_kv(adapter))
+            cache = copy.deepcopy(self._prefix_kv())
             if batch > 1:
                 cache.batch_repeat_interleave(batch)
         out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
