@@ -146,3 +146,13 @@ def test_resume_continues_from_the_newest_checkpoint(tiny: Any, tmp_path: Path) 
     second = json.loads((train_sft(settings) / "card.json").read_text())["training"]
     assert first["optimizer_steps"] == 1 and second["optimizer_steps"] == 2
     assert second["tokens"] == 2 * first["tokens"]  # the same rows again: the count went on from the checkpoint
+
+
+def test_rows_are_checked_against_a_given_prefix(tiny: Any) -> None:
+    """Validation rows must continue the training prefix, not merely their own."""
+    _, prefix = tokenize_rows(tiny.tokenizer, [session_row()], frozen_prefix=True)
+    odd = session_row()
+    odd["tools"] = odd["tools"][:3]  # another tool block: consistent with itself, not with training
+    tokenize_rows(tiny.tokenizer, [odd], frozen_prefix=True)  # fine on its own
+    with pytest.raises(ValueError, match="row 1: does not start with the shared system prompt"):
+        tokenize_rows(tiny.tokenizer, [odd], frozen_prefix=True, prefix=prefix)

@@ -119,9 +119,15 @@ def shared_prefix_ids(tokenizer: Any, tools: list[dict[str, Any]]) -> list[int]:
     return tokenizer(session_prefix(tokenizer, tools), add_special_tokens=False)["input_ids"]
 
 
-def tokenize_rows(tokenizer: Any, rows: list[dict[str, Any]], frozen_prefix: bool) -> tuple[list[dict[str, list[int]]], list[int]]:
-    """Tokenized rows, and the shared prefix they were cut after (empty when it stays in each row)."""
-    prefix = shared_prefix_ids(tokenizer, rows[0]["tools"]) if rows else []
+def tokenize_rows(tokenizer: Any, rows: list[dict[str, Any]], frozen_prefix: bool,
+                  prefix: list[int] | None = None) -> tuple[list[dict[str, list[int]]], list[int]]:
+    """Tokenized rows, and the shared prefix they were cut after (empty when it stays in each row).
+
+    Every row must start with `prefix` (by default the one rendered from the first row's tools);
+    validation rows are checked against the training prefix, the one the trainer prepends.
+    """
+    if prefix is None:
+        prefix = shared_prefix_ids(tokenizer, rows[0]["tools"]) if rows else []
     cut = len(prefix) if frozen_prefix else 0
     out = []
     for number, row in enumerate(rows, start=1):
@@ -168,9 +174,12 @@ def train_sft(settings: SftSettings) -> Path:
     install_chat_template(tokenizer, model_family(model))
 
     train_path, validation_path = data_files(settings.data)
-    train_rows, prefix = tokenize_rows(tokenizer, read_rows(train_path, settings.max_train_rows, settings.seed), settings.frozen_prefix)
+    raw_train = read_rows(train_path, settings.max_train_rows, settings.seed)
+    shared = shared_prefix_ids(tokenizer, raw_train[0]["tools"]) if raw_train else []
+    train_rows, prefix = tokenize_rows(tokenizer, raw_train, settings.frozen_prefix, shared)
     eval_rows = (
-        tokenize_rows(tokenizer, read_rows(validation_path, settings.max_eval_rows, settings.seed), settings.frozen_prefix)[0]
+        tokenize_rows(tokenizer, read_rows(validation_path, settings.max_eval_rows, settings.seed),
+                      settings.frozen_prefix, shared)[0]
         if validation_path else []
     )
     eval_dataset = Dataset.from_list(eval_rows) if eval_rows else None
