@@ -2,8 +2,9 @@
 
 Each episode is built from its own random stream (seed, split, index), so episodes can be made
 in any order or in parallel and the output stays byte-identical for a seed. Every turn's gold
-calls run against a fresh in-memory SQLite store; the results recorded are the store's own, and
-after each session the quality gate (gate.py) checks the stored graph against the episode.
+calls run against an empty in-memory SQLite store (a fresh one, or the thread's reused
+`scratch_store`); the results recorded are the store's own, and after each session the quality
+gate (gate.py) checks the stored graph against the episode.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from memlora.data import phrasing as ph
 from memlora.data import vocab
-from memlora.data.execute import execute
+from memlora.data.execute import execute, scratch_store
 from memlora.data.gate import FastGate, check_episode, check_retrieval, check_unknown
 from memlora.data.policy import (
     OBSERVATION_KINDS,
@@ -30,7 +31,7 @@ from memlora.data.policy import (
     with_article,
 )
 from memlora.data.render import POSSESSIVES, PRONOUNS, Piece, add_typo, fill, finish
-from memlora.store import open_store
+from memlora.store import MemoryStore, open_store
 
 # user kinds a person can tell about themselves, with how often each is picked
 USER_KINDS: dict[str, int] = {
@@ -109,7 +110,10 @@ def slot_key(fact: Fact) -> tuple[str, str]:
 
 
 class EpisodeBuilder:
-    def __init__(self, seed: int, split: vocab.Split, index: int, strict: bool = False) -> None:
+    def __init__(self, seed: int, split: vocab.Split, index: int, strict: bool = False,
+                 store: MemoryStore | None = None) -> None:
+        """`store`: an empty store to run the gold calls on, left open; by default a fresh
+        in-memory SQLite store that `build` closes."""
         self.strict = strict  # also run the evaluator's matching rules (slow; tests do)
         self.graphs: list[dict[str, Any]] = []
         self.rng = random.Random(f"memlora-datagen/{seed}/{split}/{index}")
@@ -124,7 +128,8 @@ class EpisodeBuilder:
         self.used.update(first.split())
         if self.user_name:
             self.used.update(self.user_name.split())
-        self.store = open_store("sqlite::memory:")
+        self.owns_store = store is None
+        self.store = open_store("sqlite::memory:") if store is None else store
         self.policy = Policy(self.store, self.user_name)
         self.gate = FastGate(self.policy.user_entity)
         self.active: dict[tuple[str, str], Fact] = {}
@@ -636,7 +641,8 @@ class EpisodeBuilder:
         episode = self.episode_dict(probes=self.probes())
         if self.strict:
             check_episode(episode, self.graphs)
-        self.store.close()
+        if self.owns_store:
+            self.store.close()
         return GeneratedEpisode(episode, self.sessions, self.split)
 
     # --- probes -------------------------------------------------------------------------------
@@ -758,5 +764,6 @@ def _sentence(text: str) -> str:
 def generate_episode(seed: int, split: vocab.Split, index: int, strict: bool = False) -> GeneratedEpisode:
     """The episode number `index` of `split` for `seed`; the same arguments give the same episode.
 
-    `strict` also checks every session with the evaluator's matching rules."""
-    return EpisodeBuilder(seed, split, index, strict).build()
+    `strict` also checks every session with the evaluator's matching rules. The gold calls run
+    on this thread's reused in-memory store (`scratch_store`), emptied first."""
+    return EpisodeBuilder(seed, split, index, strict, store=scratch_store()).build()
