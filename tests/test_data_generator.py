@@ -177,3 +177,63 @@ def test_policy_correction_removes_the_wrong_place_but_an_update_keeps_it() -> N
     assert [e.name for e in graph.entities] == ["Ana Silva", "Porto", "Madrid"]
     assert [(r.source, r.relation_type, r.target) for r in graph.relations] == [("Ana Silva", "lives_in", "Madrid")]
     assert [c["name"] for c in update.calls] == ["delete_relations", "create_entities", "create_relations"]
+
+
+def test_the_gate_runs_after_every_session_of_every_episode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from memlora.data.gate import FastGate
+
+    checked: list[tuple[str, int]] = []
+    original = FastGate.check
+
+    def counting(self: FastGate, episode_id: str, session: int, graph: dict) -> None:
+        checked.append((episode_id, session))
+        original(self, episode_id, session, graph)
+
+    monkeypatch.setattr(FastGate, "check", counting)
+    stats = run_datagen(20, 6, tmp_path, workers=1, progress=False)
+    expected = [(json.loads(line)["id"], i)
+                for split in vocab.SPLITS
+                for line in (tmp_path / f"{split}.episodes.jsonl").read_text(encoding="utf-8").splitlines()
+                for i in range(len(json.loads(line)["sessions"]))]
+    assert len(expected) >= 3 * sum(stats["episodes"].values())  # 3 to 10 sessions an episode
+    assert checked == expected
+
+
+def test_a_reused_scratch_store_gives_what_fresh_stores_give() -> None:
+    """generate_episode reuses one emptied in-memory store; results must match a fresh store's."""
+    from memlora.data.execute import ScratchStore, scratch_store
+    from memlora.data.generator import EpisodeBuilder
+
+    store = scratch_store()
+    tables = {row[0] for row in store._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    shadow = {t for t in tables for v in ScratchStore.TABLES if t.startswith(v + "_")}
+    assert tables - shadow == set(ScratchStore.TABLES)  # reset() empties every table of the schema
+    for index in range(40):
+        reused = generate_episode(8, "train", index)
+        fresh = EpisodeBuilder(8, "train", index).build()
+        assert json.dumps(reused.episode) == json.dumps(fresh.episode)
+        assert [[(t.calls, t.results) for t in s.turns] for s in reused.sessions] == \
+            [[(t.calls, t.results) for t in s.turns] for s in fresh.sessions]
+        assert [s.opening_graph for s in reused.sessions] == [s.opening_graph for s in fresh.sessions]
+
+
+def test_row_lines_are_the_compact_json_of_messages_and_tools() -> None:
+    from memlora.data.rows import row_head, row_tail, session_messages
+
+    tools = [{"type": "function", "function": {"name": "read_graph", "description": "Ünïcode \"quoted\"\n"}}]
+    for index in range(10):
+        for session in generate_episode(4, "train", index).sessions:
+            messages = session_messages(session)
+            messages.append({"role": "user", "content": "São Paulo, 東京, tab\t, ctrl\x01, emoji \U0001f600"})
+            expected = json.dumps({"messages": messages, "tools": tools}, ensure_ascii=False, separators=(",", ":"))
+            assert (row_head(messages) + row_tail(tools)).decode("utf-8") == expected + "\n"
+
+
+def test_token_counting_finds_the_model_cache_without_importing_torch(monkeypatch: pytest.MonkeyPatch,
+                                                                      tmp_path: Path) -> None:
+    from memlora.data.commands import model_cache_root
+    from memlora.models.loading import cache_root
+
+    assert model_cache_root() == cache_root()
+    monkeypatch.setenv("MEMLORA_CACHE", str(tmp_path))
+    assert model_cache_root() == cache_root() == tmp_path

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import click
+import orjson
 
 from memlora.data import vocab
 
 SPLIT_SHARES = {"train": 0.8, "validation": 0.1, "test": 0.1}
 ROW_SPLITS = ("train", "validation")  # the test split is for evaluation only: no rows
 TOKEN_SAMPLE = 8
+WRITE_BUFFER = 1 << 20  # bytes; train rows run to hundreds of MB
 
 
 def split_counts(total: int) -> dict[str, int]:
@@ -28,32 +30,29 @@ def split_counts(total: int) -> dict[str, int]:
 
 @dataclass
 class EpisodeOutput:
-    """What a worker sends back: the serialised lines and the counts the report needs."""
+    """What a worker sends back: the episode's JSON line, each row's line up to its tool block
+    (`rows.row_head`; the parent appends the shared block), texts to count tokens of, and the
+    counts the report needs. Lines are UTF-8 bytes, written as they come."""
 
-    episode_line: str
-    row_lines: list[str]
+    episode_line: bytes
+    row_heads: list[bytes]
     row_texts: list[str]
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-_TOOLS: list[dict[str, Any]] = []
-
-
-def _init_worker(tools: list[dict[str, Any]]) -> None:
-    _TOOLS[:] = tools
-
-
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON keeping non-ASCII: the text json.dumps(value, ensure_ascii=False,
+    separators=(",", ":")) gives, from orjson (several times faster)."""
+    return orjson.dumps(value).decode()
 
 
 def _generate(job: tuple[int, str, int]) -> EpisodeOutput:
     from memlora.data.generator import generate_episode
-    from memlora.data.rows import episode_rows
+    from memlora.data.rows import row_head, session_messages
 
     seed, split, index = job
     generated = generate_episode(seed, split, index)  # type: ignore[arg-type]
-    rows = episode_rows(generated, _TOOLS) if split in ROW_SPLITS else []
+    conversations = [session_messages(s) for s in generated.sessions] if split in ROW_SPLITS else []
     stats: dict[str, Any] = {
         "sessions": len(generated.sessions),
         "turns_per_session": [len(s.turns) for s in generated.sessions],
@@ -68,8 +67,9 @@ def _generate(job: tuple[int, str, int]) -> EpisodeOutput:
     }
     # token lengths are measured on every TOKEN_SAMPLE-th episode: tokenising every row would
     # cost more than generating it
-    texts = [_row_text(r["messages"]) for r in rows] if index % TOKEN_SAMPLE == 0 else []
-    return EpisodeOutput(_dumps(generated.episode), [_dumps(r) for r in rows], texts, stats)
+    texts = [_row_text(m) for m in conversations] if index % TOKEN_SAMPLE == 0 else []
+    return EpisodeOutput(orjson.dumps(generated.episode, option=orjson.OPT_APPEND_NEWLINE),
+                         [row_head(m) for m in conversations], texts, stats)
 
 
 def _fact_label(fact: dict[str, Any]) -> str:
@@ -90,6 +90,16 @@ def _row_text(messages: list[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
+def model_cache_root() -> Path:
+    """memlora.models.loading.cache_root, without importing that module: it imports torch
+    (seconds), which counting tokens does not need. A test checks that the two agree."""
+    if os.environ.get("MEMLORA_CACHE"):
+        return Path(os.environ["MEMLORA_CACHE"])
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("memlora"))
+
+
 class TokenCounter:
     """Qwen's tokenizer when its tokenizer.json is in memlora's model cache, else ~3.6 chars a token."""
 
@@ -101,9 +111,7 @@ class TokenCounter:
         try:
             from tokenizers import Tokenizer
 
-            from memlora.models.loading import cache_root
-
-            path = cache_root() / "models" / "qwen2.5-coder-0.5b" / "tokenizer.json"
+            path = model_cache_root() / "models" / "qwen2.5-coder-0.5b" / "tokenizer.json"
             if path.is_file():
                 self.tokenizer = Tokenizer.from_file(str(path))
                 self.source = f"Qwen2.5 tokenizer ({path})"
@@ -129,42 +137,52 @@ def _percentiles(values: list[int]) -> dict[str, float]:
 
 
 def run_datagen(episodes: int, seed: int, out: Path, workers: int, progress: bool = True) -> dict[str, Any]:
-    """Generates every split into `out` and returns the stats (also written to stats.json)."""
+    """Generates every split into `out` and returns the stats (also written to stats.json).
+
+    Workers generate and serialise episodes; this process writes them in job order (so the
+    bytes do not depend on the worker count), appends the shared tool block to each row and
+    counts tokens. The parent's own start-up work (listing the tools from the server, loading
+    the tokenizer) runs after the workers have started, while they generate.
+    """
+    started = time.perf_counter()
     from tqdm import tqdm
 
+    import memlora.data.generator  # noqa: F401 - imported before forking, so workers inherit it
     from memlora.agent.protocol import model_tools
+    from memlora.data.rows import row_tail
 
-    started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    tools = model_tools()
     counts = split_counts(episodes)
     jobs = [(seed, split, i) for split in vocab.SPLITS for i in range(counts[split])]
-    counter = TokenCounter()
     totals: dict[str, Counter] = {k: Counter() for k in ("tools", "actions", "facts", "retracts", "probes")}
     turns_per_session: list[int] = []
     sessions: list[int] = []
     token_lengths: list[int] = []
     typos = casual = unnamed = turns = 0
-    files = {split: (out / f"{split}.episodes.jsonl").open("w", encoding="utf-8") for split in vocab.SPLITS}
-    row_files = {split: (out / f"{split}.rows.jsonl").open("w", encoding="utf-8") for split in ROW_SPLITS}
     rows = Counter()
     texts: list[str] = []
+    pool = None
+    files: dict[str, Any] = {}
+    row_files: dict[str, Any] = {}
     try:
         if workers > 1:
-            pool = multiprocessing.get_context("fork" if os.name == "posix" else "spawn").Pool(
-                workers, initializer=_init_worker, initargs=(tools,))
+            pool = multiprocessing.get_context("fork" if os.name == "posix" else "spawn").Pool(workers)
             results = pool.imap(_generate, jobs, chunksize=16)
         else:
-            pool = None
-            _init_worker(tools)
             results = map(_generate, jobs)
+        tools = model_tools()
+        tail = row_tail(tools)
+        counter = TokenCounter()
+        files = {split: (out / f"{split}.episodes.jsonl").open("wb", buffering=WRITE_BUFFER) for split in vocab.SPLITS}
+        row_files = {split: (out / f"{split}.rows.jsonl").open("wb", buffering=WRITE_BUFFER) for split in ROW_SPLITS}
         for job, result in tqdm(zip(jobs, results), total=len(jobs), desc="episodes", disable=not progress,
                                 unit="ep"):
             split = job[1]
-            files[split].write(result.episode_line + "\n")
-            for line in result.row_lines:
-                row_files[split].write(line + "\n")
-            rows[split] += len(result.row_lines)
+            files[split].write(result.episode_line)
+            for head in result.row_heads:
+                row_files[split].write(head)
+                row_files[split].write(tail)
+            rows[split] += len(result.row_heads)
             texts.extend(result.row_texts)
             if len(texts) >= 4096:
                 token_lengths.extend(counter.count(texts))
@@ -182,6 +200,8 @@ def run_datagen(episodes: int, seed: int, out: Path, workers: int, progress: boo
             pool.close()
             pool.join()
     finally:
+        if pool is not None:
+            pool.terminate()
         for handle in [*files.values(), *row_files.values()]:
             handle.close()
     token_lengths.extend(counter.count(texts))
