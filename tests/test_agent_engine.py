@@ -72,3 +72,18 @@ def test_concurrent_async_requests_share_a_batch(setup) -> None:
     results = asyncio.run(main())
     assert [r.token_ids for r in results] == expected
     assert {r.batch_size for r in results} == {3}
+
+
+def test_next_step_reuses_the_conversation_kv(setup) -> None:
+    loaded, prompts, prefix = setup
+    engine = GenerationEngine(loaded, prefix=prefix)
+    first = engine.generate_many(prompts, SamplingParams(max_new_tokens=10))
+    # the next step of each conversation: its prompt, what the model wrote, then a tool result
+    follow_ups = [prompt + result.text + "<|im_end|>\n<|im_start|>user\n<tool_response>\n[]\n</tool_response>"
+                  "<|im_end|>\n<|im_start|>assistant\n" for prompt, result in zip(prompts, first)]
+    follow_ups[2] = prompts[2] + " something else entirely"  # shares only the prompt with its first step
+    second = engine.generate_many(follow_ups, SamplingParams(max_new_tokens=10))
+    for prompt, before, after in zip(follow_ups, first, second):
+        assert after.cached_prompt_tokens > before.prompt_tokens - 1  # beyond the shared prefix
+        assert after.token_ids == reference(loaded, engine, prompt, 10)
+    assert engine.conversations.tokens <= engine.conversations.budget_tokens

@@ -11,8 +11,8 @@ row. Rows leave the batch as soon as they stop, so the batch shrinks instead of 
 from __future__ import annotations
 
 import asyncio
-import copy
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from memlora.agent.protocol import stop_token_ids
+from memlora.models.cpu_inference import growing_cache
 from memlora.models.loading import BASE_ADAPTER, LoadedModel
 
 
@@ -56,11 +57,97 @@ class _Row:
     finish_reason: str = "length"
 
 
+@dataclass
+class SavedKV:
+    """Keys and values of one sequence: per layer a (1, kv_heads, len(tokens), head_dim) pair."""
+
+    tokens: list[int]
+    layers: list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def common_prefix_length(a: list[int], b: list[int]) -> int:
+    limit = min(len(a), len(b))
+    if a[:limit] == b[:limit]:
+        return limit
+    low, high = 0, limit  # binary search on the first difference; list slices compare in C
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+class ConversationCache:
+    """KV caches of finished rows, keyed by adapter and the tokens they cover.
+
+    An agent step's prompt is the previous step's prompt, its output and the tool results, so
+    the previous row's KV covers most of it. Entries are taken (removed) when reused, since the
+    next step saves a longer one; the least recently saved go first when over the token budget.
+    """
+
+    def __init__(self, budget_tokens: int):
+        self.budget_tokens = budget_tokens
+        self.entries: OrderedDict[int, tuple[str, SavedKV]] = OrderedDict()
+        self.tokens = 0
+        self._next_key = 0
+
+    def put(self, adapter: str, saved: SavedKV) -> None:
+        if len(saved.tokens) > self.budget_tokens:
+            return
+        self.entries[self._next_key] = (adapter, saved)
+        self._next_key += 1
+        self.tokens += len(saved.tokens)
+        while self.tokens > self.budget_tokens:
+            _, (_, dropped) = self.entries.popitem(last=False)
+            self.tokens -= len(dropped.tokens)
+
+    def take(self, adapter: str, prompt: list[int]) -> tuple[SavedKV | None, int]:
+        """Removes and returns the entry sharing the longest prefix with `prompt`, and that length
+        (kept below len(prompt): the model must see at least one new token)."""
+        best_key, best_length = None, 0
+        for key, (entry_adapter, saved) in self.entries.items():
+            if entry_adapter == adapter:
+                length = min(common_prefix_length(saved.tokens, prompt), len(prompt) - 1)
+                if length > best_length:
+                    best_key, best_length = key, length
+        if best_key is None:
+            return None, 0
+        _, saved = self.entries.pop(best_key)
+        self.tokens -= len(saved.tokens)
+        return saved, best_length
+
+
+def layer_tensors(cache: Any, row: int, slots: torch.Tensor | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Copies one batch row's keys and values out of a cache, keeping only `slots` (real tokens)."""
+    layers = []
+    for layer in cache.layers:
+        keys, values = layer.keys[row : row + 1], layer.values[row : row + 1]
+        if slots is not None:
+            keys, values = keys.index_select(2, slots), values.index_select(2, slots)
+        layers.append((keys.clone(), values.clone()))
+    return layers
+
+
+def load_rows(cache: Any, rows: list[tuple[list[tuple[torch.Tensor, torch.Tensor]] | None, int]], width: int) -> None:
+    """Fills an empty cache with each row's first `length` saved tokens, right-aligned in `width` slots."""
+    for index, layer in enumerate(cache.layers):
+        sample = next(saved[index][0] for saved, length in rows if saved is not None and length)
+        shape = (len(rows), sample.shape[1], width, sample.shape[3])
+        keys, values = sample.new_zeros(shape), sample.new_zeros(shape)
+        for row, (saved, length) in enumerate(rows):
+            if saved is not None and length:
+                keys[row, :, width - length :] = saved[index][0][0, :, :length]
+                values[row, :, width - length :] = saved[index][1][0, :, :length]
+        layer.load(keys, values)
+
+
 class GenerationEngine:
     """Decodes prompts in batches; `generate` is the asyncio entry point, `generate_many` the sync one."""
 
     def __init__(self, loaded: LoadedModel, prefix: str | None = None, max_batch: int = 32,
-                 use_prefix_cache: bool = True):
+                 use_prefix_cache: bool = True, conversation_cache_tokens: int = 65536):
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
@@ -70,7 +157,8 @@ class GenerationEngine:
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.use_prefix_cache = use_prefix_cache
         self.prefix_ids: list[int] = self.encode(prefix) if prefix else []
-        self._prefix_cache: Any = None  # KV cache of the prefix (batch 1), base model
+        self._prefix_cache: SavedKV | None = None  # KV of the shared prefix, base model
+        self.conversations = ConversationCache(conversation_cache_tokens)
         self._pending: list[tuple[list[int], SamplingParams, str, asyncio.Future[Completion]]] = []
         self._worker: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memlora-generate")
@@ -121,21 +209,14 @@ class GenerationEngine:
         ids = [self.encode(p) if isinstance(p, str) else list(p) for p in prompts]
         if not isinstance(params, list):
             params = [params or SamplingParams()] * len(ids)
-        results: list[Completion | None] = [None] * len(ids)
-        prefix = self.prefix_ids if self.use_prefix_cache else []
-        with_prefix = [i for i, row in enumerate(ids) if prefix and row[: len(prefix)] == prefix and len(row) > len(prefix)]
-        without = [i for i in range(len(ids)) if i not in set(with_prefix)]
+        results: list[Completion] = []
         with self.loaded.adapter(adapter), torch.inference_mode():
-            for group, use_prefix in ((with_prefix, True), (without, False)):
-                for start in range(0, len(group), self.max_batch):
-                    chunk = group[start : start + self.max_batch]
-                    outputs = self._decode([ids[i] for i in chunk], [params[i] for i in chunk], use_prefix,
-                                           adapter or BASE_ADAPTER)
-                    for i, completion in zip(chunk, outputs):
-                        results[i] = completion
-        return [r for r in results if r is not None]
+            for start in range(0, len(ids), self.max_batch):
+                chunk = slice(start, start + self.max_batch)
+                results += self._decode(ids[chunk], params[chunk], adapter or BASE_ADAPTER)
+        return results
 
-    def _prefix_kv(self) -> Any:
+    def _prefix_kv(self) -> SavedKV:
         """The prefix's KV cache, computed once by the base model with every adapter switched off.
 
         memlora adapters are trained on top of this same base-model prefix cache
@@ -145,12 +226,23 @@ class GenerationEngine:
         if self._prefix_cache is None:
             ids = torch.tensor([self.prefix_ids], device=self.device)
             with self.loaded.adapter(BASE_ADAPTER):
-                out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
-            self._prefix_cache = out.past_key_values
+                out = self.model(input_ids=ids, past_key_values=growing_cache(self.model), use_cache=True,
+                                 logits_to_keep=1)
+            self._prefix_cache = SavedKV(list(self.prefix_ids), layer_tensors(out.past_key_values, 0))
         return self._prefix_cache
 
-    def _decode(self, prompts: list[list[int]], params: list[SamplingParams], use_prefix: bool,
-                adapter: str) -> list[Completion]:
+    def _reusable(self, prompt: list[int], adapter: str) -> tuple[SavedKV | None, int]:
+        """The longest cached KV that covers a prefix of `prompt`: an earlier step of the same
+        conversation, or else the shared system prefix. At least one prompt token is left to run."""
+        if not self.use_prefix_cache:
+            return None, 0
+        best, length = self.conversations.take(adapter, prompt)
+        prefix = self.prefix_ids
+        if length < len(prefix) < len(prompt) and prompt[: len(prefix)] == prefix:
+            best, length = self._prefix_kv(), len(prefix)
+        return best, length
+
+    def _decode(self, prompts: list[list[int]], params: list[SamplingParams], adapter: str) -> list[Completion]:
         started = time.perf_counter()
         batch = len(prompts)
         rows = [_Row(p, sp) for p, sp in zip(prompts, params)]
@@ -159,23 +251,23 @@ class GenerationEngine:
                 row.generator = torch.Generator(device=self.device)
                 row.generator.manual_seed(row.params.seed if row.params.seed is not None else torch.seed())
 
-        cached = len(self.prefix_ids) if use_prefix else 0
-        tails = [p[cached:] for p in prompts]
+        # Layout per row: [pad.. | reused KV][pad.. | prompt tail]; positions count real tokens only.
+        reused = [self._reusable(p, adapter) for p in prompts]
+        cached = max(length for _, length in reused)
+        tails = [p[length:] for p, (_, length) in zip(prompts, reused)]
         width = max(len(t) for t in tails)
         input_ids = torch.full((batch, width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((batch, cached + width), dtype=torch.long)
-        mask[:, :cached] = 1
-        for i, tail in enumerate(tails):
+        for i, ((_, length), tail) in enumerate(zip(reused, tails)):
+            mask[i, cached - length : cached] = 1
             input_ids[i, width - len(tail) :] = torch.tensor(tail)
             mask[i, cached + width - len(tail) :] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, cached:]
         input_ids, mask, positions = input_ids.to(self.device), mask.to(self.device), positions.to(self.device)
 
-        cache = None
-        if use_prefix:
-            cache = copy.deepcopy(self._prefix_kv())
-            if batch > 1:
-                cache.batch_repeat_interleave(batch)
+        cache = growing_cache(self.model)
+        if cached:
+            load_rows(cache, [(saved.layers if saved else None, length) for saved, length in reused], cached)
         out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
                          past_key_values=cache, use_cache=True, logits_to_keep=1)
         cache, logits = out.past_key_values, out.logits[:, -1, :]
@@ -199,6 +291,9 @@ class GenerationEngine:
                     continue
                 keep.append(slot)
             if not keep or steps >= max_steps:
+                keep = []
+            self._save_finished(cache, mask, active, keep, rows, adapter)
+            if not keep:
                 break
             if len(keep) < len(active):  # drop finished rows from the batch and its cache
                 select = torch.tensor(keep, device=self.device)
@@ -218,15 +313,31 @@ class GenerationEngine:
                 text=self.tokenizer.decode(row.output, skip_special_tokens=False),
                 token_ids=row.output,
                 prompt_tokens=len(row.prompt_ids),
-                cached_prompt_tokens=cached,
+                cached_prompt_tokens=length,
                 completion_tokens=len(row.output) + (1 if row.finish_reason == "stop" else 0),
                 finish_reason=row.finish_reason,
                 seconds=seconds,
                 batch_size=batch,
                 prefill_seconds=prefill_seconds,
             )
-            for row in rows
+            for row, (_, length) in zip(rows, reused)
         ]
+
+    def _save_finished(self, cache: Any, mask: torch.Tensor, active: list[int], keep: list[int],
+                       rows: list[_Row], adapter: str) -> None:
+        """Keeps the KV of rows leaving the batch, so the conversation's next step reuses it."""
+        if not self.use_prefix_cache:
+            return
+        kept = set(keep)
+        for slot, index in enumerate(active):
+            if slot in kept:
+                continue
+            row = rows[index]
+            fed = row.prompt_ids + (row.output if row.finish_reason == "stop" else row.output[:-1])
+            real = mask[slot].nonzero().squeeze(-1)
+            if len(real) != len(fed):  # cannot happen unless the layout above changes; never store a wrong cache
+                continue
+            self.conversations.put(adapter, SavedKV(fed, layer_tensors(cache, slot, real)))
 
     @staticmethod
     def _choose(logits: torch.Tensor, rows: list[_Row]) -> torch.Tensor:

@@ -247,6 +247,10 @@ def load_model(
     named = normalise_adapters(adapters)
     if named:
         model = attach_adapters(model, named)
+    if target.type == "cpu":
+        from memlora.models.cpu_inference import prepare_for_cpu_inference
+
+        prepare_for_cpu_inference(model)  # after the adapters, so their layers are packed too
     return LoadedModel(model, tokenizer, str(name_or_path), family, target, list(named))
 
 

@@ -1,0 +1,202 @@
+"""Make a transformers decoder fast at small-batch decoding on a CPU.
+
+Profiling the bundled 0.5B model on 2 cores (docs/benchmarks.md, "Generation") showed three
+costs that have nothing to do with memory bandwidth, each fixed here without changing what the
+model computes:
+
+- `scaled_dot_product_attention` on CPU takes ~3 ms per layer for one query token against 1.4k
+  cached ones (and ~25 ms at batch 8); two small matmuls and a softmax take ~0.2 ms. Queries of
+  up to `SMALL_QUERY` tokens use that direct path; longer ones (prefill) keep SDPA.
+- oneDNN multiplies a bf16 vector by a plain row-major weight at about a third of the memory
+  bandwidth; the same weight reordered once into oneDNN's blocked layout runs about 2x faster.
+- `DynamicCache` concatenates every layer's keys and values at every step, copying the whole
+  cache; `GrowingKVLayer` writes into spare capacity instead.
+
+Only inference uses this: the packed weights are copies taken at load time, so training code
+must not call `prepare_for_cpu_inference`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from transformers.cache_utils import DynamicCache, DynamicLayer
+
+ATTENTION_NAME = "memlora_cpu"
+SMALL_QUERY = 16
+
+
+def small_query_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                          attention_mask: torch.Tensor | None, scaling: float | None = None,
+                          dropout: float = 0.0, softcap: float | None = None, **kwargs: Any
+                          ) -> tuple[torch.Tensor, None]:
+    """Attention as plain matmuls for a few query tokens; SDPA for anything longer.
+
+    Query heads are grouped under their key/value head instead of repeating the keys, so a
+    decode step reads each cached key once. Shapes in: (batch, heads, tokens, dim); out:
+    (batch, tokens, heads, dim), like every transformers attention function.
+    """
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    batch, heads, q_len, dim = query.shape
+    if q_len > SMALL_QUERY or softcap is not None or dropout > 0 or kwargs.get("output_attentions"):
+        if softcap is None:
+            return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                          scaling=scaling, **kwargs)
+        from transformers.models.gemma3.modeling_gemma3 import eager_attention_forward
+        return eager_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                       scaling=scaling, softcap=softcap, **kwargs)
+    kv_heads = key.shape[1]
+    group = heads // kv_heads
+    scale = scaling if scaling is not None else dim ** -0.5
+    grouped = query.reshape(batch, kv_heads, group * q_len, dim)
+    scores = torch.matmul(grouped, key.transpose(-1, -2)).float() * scale  # (b, kv, group*q, keys)
+    if attention_mask is not None:
+        mask = attention_mask[..., : key.shape[-2]]  # (b or 1, 1, q, keys)
+        if q_len > 1 or mask.shape[-2] > 1:
+            scores = scores.view(batch, kv_heads, group, q_len, -1)
+            mask = mask.unsqueeze(2)
+        if mask.dtype == torch.bool:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        else:
+            scores = scores + mask
+        scores = scores.reshape(batch, kv_heads, group * q_len, -1)
+    weights = torch.softmax(scores, dim=-1).to(value.dtype)
+    output = torch.matmul(weights, value)  # (b, kv, group*q, dim)
+    output = output.view(batch, heads, q_len, dim).transpose(1, 2).contiguous()
+    return output, None
+
+
+def register_attention() -> None:
+    """Makes `ATTENTION_NAME` a valid attn_implementation whose masks are built like SDPA's."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+    AttentionInterface.register(ATTENTION_NAME, small_query_attention)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(ATTENTION_NAME, sdpa_mask)
+
+
+class PackedLinear:
+    """Stands in for `nn.Linear.forward` with oneDNN's blocked-weight kernel; the original weight
+    stays in place (PEFT adapters read it), the packed copy is what the matmul uses. A plain
+    object, not a Module, so that assigning it to `forward` shadows the class method."""
+
+    def __init__(self, linear: nn.Linear):
+        self.packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), 1)
+        self.bias = linear.bias.detach() if linear.bias is not None else None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+
+
+def pack_linear_weights(model: nn.Module) -> int:
+    """Routes every bf16 `nn.Linear` of the model through a packed copy of its weight."""
+    count = 0
+    for module in model.modules():
+        if type(module) is nn.Linear and module.weight.dtype == torch.bfloat16 and module.weight.device.type == "cpu":
+            module.forward = PackedLinear(module)  # type: ignore[method-assign]
+            count += 1
+    return count
+
+
+def mkldnn_bf16_available() -> bool:
+    try:
+        layer = nn.Linear(32, 32, dtype=torch.bfloat16)
+        x = torch.ones(1, 32, dtype=torch.bfloat16)
+        return bool(torch.allclose(PackedLinear(layer)(x), layer(x)))
+    except (RuntimeError, AttributeError):
+        return False
+
+
+def prepare_for_cpu_inference(model: Any) -> dict[str, Any]:
+    """Applies the speedups above to a model loaded for inference on the CPU; returns what it did."""
+    done: dict[str, Any] = {"attention": None, "packed_linear": 0}
+    if next(model.parameters()).device.type != "cpu":
+        return done
+    register_attention()
+    model.set_attn_implementation(ATTENTION_NAME)
+    done["attention"] = ATTENTION_NAME
+    if mkldnn_bf16_available():
+        done["packed_linear"] = pack_linear_weights(model)
+    return done
+
+
+class GrowingKVLayer(DynamicLayer):
+    """A full-attention cache layer that appends into spare capacity instead of concatenating.
+
+    `keys` / `values` are views of the filled part of a larger buffer, which doubles when full.
+    """
+
+    reserve = 256
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        super().lazy_initialization(key_states, value_states)
+        self.length = 0  # filled slots; the buffers hold at least this many
+        self.key_buffer = key_states.new_empty((0,))
+        self.value_buffer = value_states.new_empty((0,))
+
+    def _make_room(self, needed: int, like: torch.Tensor) -> None:
+        capacity = self.key_buffer.shape[-2] if self.key_buffer.dim() == 4 else 0
+        if needed <= capacity:
+            return
+        shape = (like.shape[0], like.shape[1], max(needed + self.reserve, 2 * capacity), like.shape[3])
+        keys, values = like.new_empty(shape), like.new_empty(shape)
+        if self.length:
+            keys[:, :, : self.length] = self.keys
+            values[:, :, : self.length] = self.values
+        self.key_buffer, self.value_buffer = keys, values
+
+    def _refresh_views(self) -> None:
+        self.keys = self.key_buffer[:, :, : self.length]
+        self.values = self.value_buffer[:, :, : self.length]
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        start, end = self.length, self.length + key_states.shape[-2]
+        self._make_room(end, key_states)
+        self.key_buffer[:, :, start:end] = key_states
+        self.value_buffer[:, :, start:end] = value_states
+        self.length = end
+        self._refresh_views()
+        return self.keys, self.values
+
+    def load(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        """Starts the layer from given keys and values (batch, kv_heads, tokens, head_dim)."""
+        self.lazy_initialization(keys, values)
+        self.key_buffer, self.value_buffer, self.length = keys, values, keys.shape[-2]
+        self._refresh_views()
+
+    def get_seq_length(self) -> int:
+        return self.length if self.is_initialized else 0
+
+    def crop(self, tokens_to_remove: int) -> None:
+        if tokens_to_remove < 0 and self.is_initialized:
+            self.length = max(0, self.length + tokens_to_remove)
+            self._refresh_views()
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        if self.get_seq_length() > 0:
+            self.key_buffer = self.keys.repeat_interleave(repeats, dim=0)
+            self.value_buffer = self.values.repeat_interleave(repeats, dim=0)
+            self._refresh_views()
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self.get_seq_length() > 0:
+            self.key_buffer = self.key_buffer[indices]
+            self.value_buffer = self.value_buffer[indices]
+            self._refresh_views()
+
+
+def growing_cache(model: Any) -> DynamicCache:
+    """A `DynamicCache` for `model` made of `GrowingKVLayer`s.
+
+    Sliding-window layers (Gemma 3) keep every token too: the attention mask applies the
+    window, so results are unchanged; the cache is only larger than a ring buffer would be.
+    """
+    cache = DynamicCache(config=model.config)
+    cache.layers = [GrowingKVLayer() for _ in cache.layers]
+    return cache

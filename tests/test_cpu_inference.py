@@ -1,0 +1,86 @@
+"""The CPU inference speedups compute what the stock transformers paths compute."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from memlora.agent.engine import GenerationEngine, SamplingParams
+from memlora.agent.loop import session_prefix
+from memlora.agent.prompt import session_opening
+from memlora.agent.protocol import model_tools, render_prompt
+from memlora.models.cpu_inference import (
+    PackedLinear,
+    growing_cache,
+    mkldnn_bf16_available,
+    prepare_for_cpu_inference,
+    small_query_attention,
+)
+from memlora.models.loading import tiny_model
+
+
+class _Heads(nn.Module):
+    num_key_value_groups = 3
+
+
+@pytest.mark.parametrize("q_len", [1, 4])
+@pytest.mark.parametrize("masked", [False, True])
+def test_small_query_attention_matches_sdpa(q_len: int, masked: bool) -> None:
+    torch.manual_seed(0)
+    batch, heads, kv_heads, keys, dim = 2, 6, 2, 40, 16
+    query = torch.randn(batch, heads, q_len, dim)
+    key, value = torch.randn(batch, kv_heads, keys, dim), torch.randn(batch, kv_heads, keys, dim)
+    mask = None
+    if masked:  # row 0 has 7 padding slots in front, row 1 none; causal over the last q_len keys
+        mask = torch.ones(batch, 1, q_len, keys, dtype=torch.bool)
+        mask[0, :, :, :7] = False
+        mask = mask & torch.ones(q_len, keys, dtype=torch.bool).tril(keys - q_len)
+    ours, _ = small_query_attention(_Heads(), query, key, value, mask, scaling=0.3)
+    expected = F.scaled_dot_product_attention(query, key.repeat_interleave(3, 1), value.repeat_interleave(3, 1),
+                                              attn_mask=mask, scale=0.3).transpose(1, 2)
+    assert ours.shape == (batch, q_len, heads, dim)
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.skipif(not mkldnn_bf16_available(), reason="no oneDNN bf16 kernels on this CPU")
+def test_packed_linear_matches_linear() -> None:
+    torch.manual_seed(0)
+    layer = nn.Linear(64, 96, bias=True, dtype=torch.bfloat16)
+    for shape in [(1, 64), (1, 1, 64), (3, 5, 64)]:
+        x = torch.randn(*shape, dtype=torch.bfloat16)
+        torch.testing.assert_close(PackedLinear(layer)(x), layer(x))
+
+
+def test_growing_cache_keeps_what_dynamic_cache_keeps() -> None:
+    loaded = tiny_model("qwen")
+    ids = torch.randint(0, 200, (2, 9))
+    with torch.inference_mode():
+        plain = loaded.model(input_ids=ids, use_cache=True).past_key_values
+        grown = growing_cache(loaded.model)
+        loaded.model(input_ids=ids[:, :5], past_key_values=grown, use_cache=True)
+        for step in range(5, 9):  # one token at a time, past the initial capacity
+            loaded.model(input_ids=ids[:, step : step + 1], past_key_values=grown, use_cache=True)
+    for ours, theirs in zip(grown.layers, plain.layers):
+        torch.testing.assert_close(ours.keys, theirs.keys)
+        torch.testing.assert_close(ours.values, theirs.values)
+    grown.batch_select_indices(torch.tensor([1]))
+    torch.testing.assert_close(grown.layers[0].keys, plain.layers[0].keys[1:])
+
+
+def test_prepared_model_generates_the_same_tokens() -> None:
+    loaded = tiny_model("qwen")
+    tools = model_tools()
+    opening = session_opening({"entities": [], "relations": []})
+    prompts = [render_prompt(loaded.tokenizer, opening + [{"role": "user", "content": text}], tools)
+               for text in ["I'm Bob.", "My sister Mia lives in Lisbon."]]
+    prefix = session_prefix(loaded.tokenizer, tools)
+    params = SamplingParams(max_new_tokens=12)
+    expected = [r.token_ids for r in GenerationEngine(loaded, prefix=prefix).generate_many(prompts, params)]
+    prepared = copy.deepcopy(loaded)
+    assert prepare_for_cpu_inference(prepared.model)["attention"] == "memlora_cpu"
+    got = [r.token_ids for r in GenerationEngine(prepared, prefix=prefix).generate_many(prompts, params)]
+    assert got == expected
