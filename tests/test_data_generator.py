@@ -237,3 +237,16 @@ def test_token_counting_finds_the_model_cache_without_importing_torch(monkeypatc
     assert model_cache_root() == cache_root()
     monkeypatch.setenv("MEMLORA_CACHE", str(tmp_path))
     assert model_cache_root() == cache_root() == tmp_path
+
+
+def test_row_token_counts_with_the_shared_opening_counted_once_are_exact() -> None:
+    from memlora.data.commands import ROW_TEXT_PREFIX, TokenCounter, _row_text
+    from memlora.data.rows import session_messages
+
+    counter = TokenCounter()
+    if counter.tokenizer is None:
+        pytest.skip("the Qwen tokenizer is not in memlora's model cache")
+    texts = [_row_text(session_messages(s)) for split in ("train", "validation") for index in range(25)
+             for s in generate_episode(10, split, index).sessions]  # type: ignore[arg-type]
+    assert all(t.startswith(ROW_TEXT_PREFIX) for t in texts)
+    assert counter.count_rows(texts) == counter.count(texts)

@@ -3,6 +3,9 @@
 The arguments go through the store's own validation (the same parsing the MCP server applies)
 and the results have the server's shapes (app.py): lists of what was added, a plain success
 message for deletions, a graph for reads. `memlora.agent.prompt.format_tool_result` renders them.
+The server also runs `validate.check_*` before calling the store; both backends run the same
+checks in every write and read method, with their limits (DEFAULT_LIMITS for the stores datagen
+opens, as for the server), so they are not repeated here.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from typing import Any
 
 from memlora.store import validate
 from memlora.store.base import MemoryStore
-from memlora.store.graph import DEFAULT_LIMITS
 from memlora.store.sqlite import SqliteStore
 
 
@@ -23,20 +25,14 @@ class GoldCallError(RuntimeError):
 
 def execute(store: MemoryStore, call: dict[str, Any]) -> Any:
     """One call's result payload, as the memlora server shapes it."""
-    name, args, limits = call["name"], call["arguments"], DEFAULT_LIMITS
+    name, args = call["name"], call["arguments"]
     try:
         if name == "create_entities":
-            entities = validate.parse_entities(args.get("entities"))
-            validate.check_entities(entities, limits)
-            return [e.to_dict() for e in store.create_entities(entities)]
+            return [e.to_dict() for e in store.create_entities(validate.parse_entities(args.get("entities")))]
         if name == "create_relations":
-            relations = validate.parse_relations(args.get("relations"))
-            validate.check_relations(relations, limits)
-            return [r.to_dict() for r in store.create_relations(relations)]
+            return [r.to_dict() for r in store.create_relations(validate.parse_relations(args.get("relations")))]
         if name == "add_observations":
-            additions = validate.parse_additions(args.get("observations"))
-            validate.check_additions(additions, limits)
-            return [r.to_dict() for r in store.add_observations(additions)]
+            return [r.to_dict() for r in store.add_observations(validate.parse_additions(args.get("observations")))]
         if name == "delete_entities":
             store.delete_entities(validate.parse_names(args.get("entityNames"), "entityNames"))
             return "Entities deleted successfully"
