@@ -103,6 +103,10 @@ class ConversationCache:
             _, (_, dropped) = self.entries.popitem(last=False)
             self.tokens -= len(dropped.tokens)
 
+    def clear(self) -> None:
+        self.entries.clear()
+        self.tokens = 0
+
     def take(self, adapter: str, prompt: list[int]) -> tuple[SavedKV | None, int]:
         """Removes and returns the entry sharing the longest prefix with `prompt`, and that length
         (kept below len(prompt): the model must see at least one new token)."""

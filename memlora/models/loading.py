@@ -231,8 +231,13 @@ def load_model(
     adapters: Any = None,
     device: str | None = None,
     dtype: torch.dtype = torch.bfloat16,
+    cpu_speedups: bool = True,
 ) -> LoadedModel:
-    """Loads a model for inference: bf16, on the GPU when there is one, adapters attached."""
+    """Loads a model for inference: bf16, on the GPU when there is one, adapters attached.
+
+    On the CPU the model also gets memlora's decode speedups (memlora.models.cpu_inference);
+    `cpu_speedups=False` keeps stock transformers, for benchmarks that compare against it.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = resolve_model(name_or_path)
@@ -247,7 +252,7 @@ def load_model(
     named = normalise_adapters(adapters)
     if named:
         model = attach_adapters(model, named)
-    if target.type == "cpu":
+    if target.type == "cpu" and cpu_speedups:
         from memlora.models.cpu_inference import prepare_for_cpu_inference
 
         prepare_for_cpu_inference(model)  # after the adapters, so their layers are packed too
