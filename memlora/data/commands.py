@@ -69,7 +69,8 @@ def _generate(job: tuple[int, str, int]) -> EpisodeOutput:
     }
     # token lengths are measured on every TOKEN_SAMPLE-th episode: tokenising every row would
     # cost more than generating it. Workers count them, so the parent only writes.
-    tokens = token_counter().count_rows([_row_text(m) for m in conversations]) if index % TOKEN_SAMPLE == 0 else []
+    sampled = index % TOKEN_SAMPLE == 0
+    tokens = token_counter().count_rows([_row_text(m) for m in conversations]) if sampled else []
     return EpisodeOutput(orjson.dumps(generated.episode, option=orjson.OPT_APPEND_NEWLINE),
                          [row_head(m) for m in conversations], tokens, stats)
 
@@ -173,10 +174,10 @@ def _percentiles(values: list[int]) -> dict[str, float]:
 def run_datagen(episodes: int, seed: int, out: Path, workers: int, progress: bool = True) -> dict[str, Any]:
     """Generates every split into `out` and returns the stats (also written to stats.json).
 
-    Workers generate and serialise episodes; this process writes them in job order (so the
-    bytes do not depend on the worker count), appends the shared tool block to each row and
-    counts tokens. The parent's own start-up work (listing the tools from the server, loading
-    the tokenizer) runs after the workers have started, while they generate.
+    Workers generate and serialise episodes and count the sampled rows' tokens; this process
+    writes them in job order (so the bytes do not depend on the worker count) and appends the
+    shared tool block to each row. Its own start-up work (listing the tools from the server,
+    loading the tokenizer for the tool block's count) runs after the workers have started.
     """
     started = time.perf_counter()
     from tqdm import tqdm
