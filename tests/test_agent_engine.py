@@ -87,3 +87,24 @@ def test_next_step_reuses_the_conversation_kv(setup) -> None:
         assert after.cached_prompt_tokens > before.prompt_tokens - 1  # beyond the shared prefix
         assert after.token_ids == reference(loaded, engine, prompt, 10)
     assert engine.conversations.tokens <= engine.conversations.budget_tokens
+
+
+def test_lookup_drafts_do_not_change_greedy_output(setup) -> None:
+    loaded, prompts, prefix = setup
+    plain = GenerationEngine(loaded, prefix=prefix, lookahead=0)
+    drafting = GenerationEngine(loaded, prefix=prefix, lookahead=6)
+    for prompt in prompts:
+        for params in (SamplingParams(max_new_tokens=40), SamplingParams(max_new_tokens=40, ignore_stop=True)):
+            expected = plain.generate_many([prompt], params)[0]
+            got = drafting.generate_many([prompt], params)[0]
+            assert (got.token_ids, got.finish_reason) == (expected.token_ids, expected.finish_reason)
+    assert drafting.accepted_tokens > 0  # the drafts were really used, and some were right
+
+
+def test_lookup_draft_follows_the_latest_match() -> None:
+    from memlora.agent.engine import lookup_draft
+
+    assert lookup_draft([1, 2, 3, 9, 1, 2, 3, 7, 8, 1, 2, 3], 2) == [7, 8]
+    assert lookup_draft([5, 6, 7, 5, 6], 3) == [7, 5, 6]
+    assert lookup_draft([1, 2, 3], 4) == []
+    assert lookup_draft([1, 2, 1, 2], 0) == []

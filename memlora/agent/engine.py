@@ -79,6 +79,20 @@ def common_prefix_length(a: list[int], b: list[int]) -> int:
     return low
 
 
+def lookup_draft(tokens: list[int], limit: int, longest: int = 3, shortest: int = 2) -> list[int]:
+    """Up to `limit` tokens that followed the latest earlier occurrence of the sequence's last
+    n-gram (longest n first), or nothing when it has not occurred before."""
+    if limit <= 0:
+        return []
+    for n in range(min(longest, len(tokens) - 1), shortest - 1, -1):
+        tail = tokens[-n:]
+        first = tail[0]
+        for start in range(len(tokens) - n - 1, -1, -1):
+            if tokens[start] == first and tokens[start : start + n] == tail:
+                return tokens[start + n : start + n + limit]
+    return []
+
+
 class ConversationCache:
     """KV caches of finished rows, keyed by adapter and the tokens they cover.
 
@@ -151,7 +165,7 @@ class GenerationEngine:
     """Decodes prompts in batches; `generate` is the asyncio entry point, `generate_many` the sync one."""
 
     def __init__(self, loaded: LoadedModel, prefix: str | None = None, max_batch: int = 32,
-                 use_prefix_cache: bool = True, conversation_cache_tokens: int = 65536):
+                 use_prefix_cache: bool = True, conversation_cache_tokens: int = 65536, lookahead: int = 6):
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
@@ -163,6 +177,8 @@ class GenerationEngine:
         self.prefix_ids: list[int] = self.encode(prefix) if prefix else []
         self._prefix_cache: SavedKV | None = None  # KV of the shared prefix, base model
         self.conversations = ConversationCache(conversation_cache_tokens)
+        self.lookahead = lookahead  # draft tokens checked per step for a lone greedy row; 0: off
+        self.drafted_tokens = self.accepted_tokens = 0
         self._pending: list[tuple[list[int], SamplingParams, str, asyncio.Future[Completion]]] = []
         self._worker: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memlora-generate")
@@ -280,6 +296,9 @@ class GenerationEngine:
         active = list(range(batch))  # indices into rows of the rows still decoding
         steps = 0
         max_steps = max(p.max_new_tokens for p in params)
+        if batch == 1 and self.lookahead and params[0].temperature <= 0:
+            self._decode_with_lookup(rows[0], cache, mask, logits, int(last_position[0]), adapter)
+            active = []
         while active:
             next_tokens = self._choose(logits, [rows[i] for i in active])
             steps += 1
@@ -326,6 +345,53 @@ class GenerationEngine:
             )
             for row, (_, length) in zip(rows, reused)
         ]
+
+    def _decode_with_lookup(self, row: _Row, cache: Any, mask: torch.Tensor, logits: torch.Tensor,
+                            position: int, adapter: str) -> None:
+        """Greedy decoding of a lone row with drafts looked up in its own context.
+
+        Tool calls copy names and values from the conversation, so the tokens that followed the
+        latest occurrence of the last few tokens are a good guess for what comes next. The
+        guess is checked in the same forward pass as the next token (one weight read for
+        several tokens); the longest agreeing run is kept and the rest of the cache dropped.
+        The output is what plain greedy decoding gives, up to bf16 rounding in near ties.
+        """
+        context = list(row.prompt_ids)
+        token = int(logits[0].argmax())
+        budget = row.params.max_new_tokens
+        while True:  # invariant: `token` is chosen but not yet fed to the model
+            if token in self.stop_ids and not row.params.ignore_stop:
+                row.finish_reason = "stop"
+                break
+            row.output.append(token)
+            context.append(token)
+            if len(row.output) >= budget:
+                break
+            draft = lookup_draft(context, min(self.lookahead, budget - len(row.output) - 1))
+            if not row.params.ignore_stop:
+                draft = draft[: next((i for i, t in enumerate(draft) if t in self.stop_ids), len(draft))]
+            feed = [token] + draft
+            mask = torch.cat([mask, mask.new_ones((1, len(feed)))], dim=1)
+            positions = torch.arange(position + 1, position + 1 + len(feed), device=self.device)[None]
+            out = self.model(input_ids=torch.tensor([feed], device=self.device), attention_mask=mask,
+                             position_ids=positions, past_key_values=cache, use_cache=True,
+                             logits_to_keep=len(feed))
+            cache = out.past_key_values
+            choices = out.logits[0].argmax(-1).tolist()  # choices[i]: the model's pick after feed[i]
+            accepted = 0
+            while accepted < len(draft) and choices[accepted] == draft[accepted]:
+                accepted += 1
+            rejected = len(draft) - accepted
+            if rejected:
+                cache.crop(-rejected)
+                mask = mask[:, :-rejected]
+            row.output += draft[:accepted]
+            context += draft[:accepted]
+            position += 1 + accepted
+            token = choices[accepted]
+            self.drafted_tokens += len(draft)
+            self.accepted_tokens += accepted
+        self._save_finished(cache, mask, [0], [], [row], adapter)
 
     def _save_finished(self, cache: Any, mask: torch.Tensor, active: list[int], keep: list[int],
                        rows: list[_Row], adapter: str) -> None:
