@@ -17,7 +17,7 @@ import statistics
 import time
 from typing import Any
 
-import memlora.models  # noqa: F401,I001  (sets OMP_WAIT_POLICY before torch is imported)
+import memlora.models  # noqa: F401,I001  (sets the OpenMP spin count before torch is imported)
 import torch
 from memlora.agent.engine import SamplingParams
 from memlora.agent.loop import MemoryAgent, build_engine, connect_memory

@@ -165,7 +165,7 @@ class GenerationEngine:
     """Decodes prompts in batches; `generate` is the asyncio entry point, `generate_many` the sync one."""
 
     def __init__(self, loaded: LoadedModel, prefix: str | None = None, max_batch: int = 32,
-                 use_prefix_cache: bool = True, conversation_cache_tokens: int = 65536, lookahead: int = 6):
+                 use_prefix_cache: bool = True, conversation_cache_tokens: int = 65536, lookahead: int = 3):
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer

@@ -1,13 +1,17 @@
 """Model loading: bundled GGUF names, local folders and hub ids, bf16, LoRA adapters.
 
-OpenMP threads that spin while waiting collapse throughput when the 2 cores are shared with
-other work (0.5 vs 3.5 tokens/s measured), so memlora asks for passive waiting unless the user
-chose otherwise; it must be set before torch is imported.
+How long idle OpenMP threads spin before sleeping matters on a 2-core machine (measured in
+docs/benchmarks.md, "Generation"): sleeping at once costs a wake-up per matrix product (10.6
+tokens/s alone), spinning long collapses two jobs sharing the cores (1.2 tokens/s each), and
+a short spin of 20,000 iterations gives 14.4 tokens/s alone. memlora sets that short spin
+unless the user chose a policy; run two heavy memlora jobs on the same cores with
+`OMP_WAIT_POLICY=PASSIVE`. It must be set before torch is imported.
 """
 
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "20000")
 
 from memlora.models.loading import (  # noqa: E402
     BASE_ADAPTER,
