@@ -82,5 +82,11 @@ def test_prepared_model_generates_the_same_tokens() -> None:
     expected = [r.token_ids for r in GenerationEngine(loaded, prefix=prefix).generate_many(prompts, params)]
     prepared = copy.deepcopy(loaded)
     assert prepare_for_cpu_inference(prepared.model)["attention"] == "memlora_cpu"
-    got = [r.token_ids for r in GenerationEngine(prepared, prefix=prefix).generate_many(prompts, params)]
-    assert got == expected
+    fast = GenerationEngine(prepared, prefix=prefix)
+    assert [r.token_ids for r in fast.generate_many(prompts, params)] == expected
+    # a lone row with lookup drafts: the rejected drafts stay in the buffer past the view
+    plain = GenerationEngine(loaded, prefix=prefix, lookahead=0)
+    long = SamplingParams(max_new_tokens=40, ignore_stop=True)
+    for prompt in prompts:
+        assert fast.generate_many([prompt], long)[0].token_ids == plain.generate_many([prompt], long)[0].token_ids
+    assert fast.drafted_tokens > fast.accepted_tokens > 0

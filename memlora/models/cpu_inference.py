@@ -26,6 +26,7 @@ from transformers.cache_utils import DynamicCache, DynamicLayer
 
 ATTENTION_NAME = "memlora_cpu"
 SMALL_QUERY = 16
+BUFFER = "memlora_buffer"  # a GrowingKVLayer view's attribute: the whole buffer it was cut from
 
 
 def small_query_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -51,22 +52,41 @@ def small_query_attention(module: nn.Module, query: torch.Tensor, key: torch.Ten
     kv_heads = key.shape[1]
     group = heads // kv_heads
     scale = scaling if scaling is not None else dim ** -0.5
-    grouped = query.reshape(batch, kv_heads, group * q_len, dim)
-    scores = torch.matmul(grouped, key.transpose(-1, -2)).float() * scale  # (b, kv, group*q, keys)
+    keys = key.shape[-2]
+    grouped = query.reshape(batch, kv_heads, group * q_len, dim)  # row g * q_len + i: head g, query i
+    # bmm copies a strided view of the cache (~1 ms per layer at batch 8), so when the keys and
+    # values are views of a GrowingKVLayer buffer, run over the whole zero-filled buffer instead
+    key_buffer, value_buffer = whole_buffer(key), whole_buffer(value)
+    if key_buffer is None or value_buffer is None:
+        key_buffer, value_buffer = key.contiguous(), value.contiguous()
+    scores = torch.matmul(grouped, key_buffer.transpose(-1, -2))[..., :keys].float() * scale
     if attention_mask is not None:
-        mask = attention_mask[..., : key.shape[-2]]  # (b or 1, 1, q, keys)
-        if q_len > 1 or mask.shape[-2] > 1:
-            scores = scores.view(batch, kv_heads, group, q_len, -1)
-            mask = mask.unsqueeze(2)
+        mask = attention_mask[..., :keys]  # (b or 1, 1, q, keys)
+        if q_len > 1:
+            mask = mask.unsqueeze(2).expand(mask.shape[0], 1, group, q_len, keys).reshape(
+                mask.shape[0], 1, group * q_len, keys)
         if mask.dtype == torch.bool:
             scores = scores.masked_fill(~mask, float("-inf"))
         else:
             scores = scores + mask
-        scores = scores.reshape(batch, kv_heads, group * q_len, -1)
     weights = torch.softmax(scores, dim=-1).to(value.dtype)
-    output = torch.matmul(weights, value)  # (b, kv, group*q, dim)
+    if value_buffer.shape[-2] > keys:  # zero weight on the buffer's unused slots
+        weights = torch.nn.functional.pad(weights, (0, value_buffer.shape[-2] - keys))
+    output = torch.matmul(weights, value_buffer)  # (b, kv, group*q, dim)
     output = output.view(batch, heads, q_len, dim).transpose(1, 2).contiguous()
     return output, None
+
+
+def whole_buffer(view: torch.Tensor) -> torch.Tensor | None:
+    """The contiguous buffer a GrowingKVLayer cut `view` from, or None for any other tensor.
+
+    Slots past the view are zeros or keys/values dropped by `crop`: finite either way, and the
+    attention above gives them zero weight."""
+    base = getattr(view, BUFFER, None)
+    if (base is None or base.dim() != 4 or base.shape[:2] != view.shape[:2] or base.shape[3] != view.shape[3]
+            or base.data_ptr() != view.data_ptr() or not base.is_contiguous()):
+        return None
+    return base
 
 
 def register_attention() -> None:
@@ -126,7 +146,8 @@ def prepare_for_cpu_inference(model: Any) -> dict[str, Any]:
 class GrowingKVLayer(DynamicLayer):
     """A full-attention cache layer that appends into spare capacity instead of concatenating.
 
-    `keys` / `values` are views of the filled part of a larger buffer, which doubles when full.
+    `keys` / `values` are views of the filled part of a larger zero-filled buffer, which grows
+    by a quarter (at least `reserve` slots) when full.
     """
 
     reserve = 256
@@ -141,8 +162,8 @@ class GrowingKVLayer(DynamicLayer):
         capacity = self.key_buffer.shape[-2] if self.key_buffer.dim() == 4 else 0
         if needed <= capacity:
             return
-        shape = (like.shape[0], like.shape[1], max(needed + self.reserve, 2 * capacity), like.shape[3])
-        keys, values = like.new_empty(shape), like.new_empty(shape)
+        shape = (like.shape[0], like.shape[1], needed + max(self.reserve, needed // 4), like.shape[3])
+        keys, values = like.new_zeros(shape), like.new_zeros(shape)
         if self.length:
             keys[:, :, : self.length] = self.keys
             values[:, :, : self.length] = self.values
@@ -151,6 +172,8 @@ class GrowingKVLayer(DynamicLayer):
     def _refresh_views(self) -> None:
         self.keys = self.key_buffer[:, :, : self.length]
         self.values = self.value_buffer[:, :, : self.length]
+        setattr(self.keys, BUFFER, self.key_buffer)  # for small_query_attention
+        setattr(self.values, BUFFER, self.value_buffer)
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
                ) -> tuple[torch.Tensor, torch.Tensor]:
