@@ -89,19 +89,30 @@ def engine_decode(engine: Any, prompts: list[str], new_tokens: int) -> dict[str,
 
 
 def hf_generate(loaded: Any, prompts: list[str], new_tokens: int) -> dict[str, float]:
-    """The baseline: plain `model.generate` on stock transformers, greedy, left padding, no prefix cache."""
+    """The baseline: plain `model.generate` on stock transformers, greedy, left padding, no prefix cache.
+
+    Prefill ends when generate first asks for the next token's logits to be processed; a
+    logits processor notes that moment, so prefill and decode come from the same call."""
+    from transformers import LogitsProcessor, LogitsProcessorList
+
+    class FirstCall(LogitsProcessor):
+        at: float | None = None
+
+        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+            if self.at is None:
+                self.at = time.perf_counter()
+            return scores
+
     tokenizer = loaded.tokenizer
     tokenizer.padding_side = "left"
     batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    first = FirstCall()
     with torch.inference_mode():
         start = time.perf_counter()
-        # prefill alone, to separate it from decode
-        loaded.model.generate(**batch, max_new_tokens=1, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-        prefill = time.perf_counter() - start
-        start = time.perf_counter()
         out = loaded.model.generate(**batch, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                                    pad_token_id=tokenizer.pad_token_id)
+                                    pad_token_id=tokenizer.pad_token_id, logits_processor=LogitsProcessorList([first]))
         wall = time.perf_counter() - start
+    prefill = (first.at or start) - start
     tokens = (out.shape[1] - batch["input_ids"].shape[1]) * len(prompts)
     return {"batch": len(prompts), "tokens": tokens, "wall_s": wall, "prefill_s": prefill,
             "decode_tok_s": tokens / max(wall - prefill, 1e-9), "end_to_end_tok_s": tokens / wall}
@@ -147,7 +158,15 @@ def main() -> None:
     }
     for batch in [int(b) for b in args.batches.split(",")]:
         prompts = prompts_for(loaded, tools, batch)
+        if batch == 1:  # a lone row also gets lookup drafts; measure it without them too
+            engine.lookahead, lookahead = 0, engine.lookahead
+            report["engine_without_drafts"] = engine_decode(engine, prompts, args.new_tokens)
+            print(json.dumps(report["engine_without_drafts"]), flush=True)
+            engine.lookahead = lookahead
+            engine.drafted_tokens = engine.accepted_tokens = 0
         report["engine"].append(engine_decode(engine, prompts, args.new_tokens))
+        if batch == 1:
+            report["engine"][-1].update(drafted=engine.drafted_tokens, accepted=engine.accepted_tokens)
         print(json.dumps(report["engine"][-1]), flush=True)
         if not args.skip_hf:
             report["hf_generate"].append(hf_generate(stock, prompts, args.new_tokens))
