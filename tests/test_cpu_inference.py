@@ -90,3 +90,17 @@ def test_prepared_model_generates_the_same_tokens() -> None:
     for prompt in prompts:
         assert fast.generate_many([prompt], long)[0].token_ids == plain.generate_many([prompt], long)[0].token_ids
     assert fast.drafted_tokens > fast.accepted_tokens > 0
+
+
+def test_sliding_window_layers_attend_only_inside_the_window() -> None:
+    torch.manual_seed(1)
+    batch, heads, kv_heads, keys, dim, window = 2, 4, 1, 50, 8, 9
+    query = torch.randn(batch, heads, 1, dim)
+    key, value = torch.randn(batch, kv_heads, keys, dim), torch.randn(batch, kv_heads, keys, dim)
+    mask = torch.zeros(batch, 1, 1, keys, dtype=torch.bool)
+    mask[..., keys - window :] = True  # what transformers' sliding-window mask allows
+    mask[1, ..., keys - 3] = False  # and a padding slot inside the window
+    ours, _ = small_query_attention(_Heads(), query, key, value, mask, scaling=0.5, sliding_window=window)
+    expected = F.scaled_dot_product_attention(query, key.repeat_interleave(4, 1), value.repeat_interleave(4, 1),
+                                              attn_mask=mask, scale=0.5).transpose(1, 2)
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-4)

@@ -56,12 +56,17 @@ def small_query_attention(module: nn.Module, query: torch.Tensor, key: torch.Ten
     grouped = query.reshape(batch, kv_heads, group * q_len, dim)  # row g * q_len + i: head g, query i
     # bmm copies a strided view of the cache (~1 ms per layer at batch 8), so when the keys and
     # values are views of a GrowingKVLayer buffer, run over the whole zero-filled buffer instead
+    window = kwargs.get("sliding_window")
+    start = max(0, keys - q_len - window) if window else 0
     key_buffer, value_buffer = whole_buffer(key), whole_buffer(value)
-    if key_buffer is None or value_buffer is None:
-        key_buffer, value_buffer = key.contiguous(), value.contiguous()
+    if start or key_buffer is None or value_buffer is None:
+        # a sliding-window layer's mask hides every slot before `start` (the window counts
+        # cache slots), so only the window is multiplied
+        key_buffer, value_buffer = key[:, :, start:].contiguous(), value[:, :, start:].contiguous()
+    keys -= start
     scores = torch.matmul(grouped, key_buffer.transpose(-1, -2))[..., :keys].float() * scale
     if attention_mask is not None:
-        mask = attention_mask[..., :keys]  # (b or 1, 1, q, keys)
+        mask = attention_mask[..., start : start + keys]  # (b or 1, 1, q, keys)
         if q_len > 1:
             mask = mask.unsqueeze(2).expand(mask.shape[0], 1, group, q_len, keys).reshape(
                 mask.shape[0], 1, group * q_len, keys)
