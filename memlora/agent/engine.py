@@ -273,6 +273,12 @@ class GenerationEngine:
 
         # Layout per row: [pad.. | reused KV][pad.. | prompt tail]; positions count real tokens only.
         reused = [self._reusable(p, adapter) for p in prompts]
+        from_cache = [length for _, length in reused]
+        if batch > 1 and self.use_prefix_cache:
+            # Run each row's new tokens alone, all but the last: a batch would pad every row to
+            # the longest tail (one new session's 600 tokens made 31 rows compute 600 pads).
+            reused = [self._extend(saved, length, prompt) if len(prompt) - length > 1 else (saved, length)
+                      for prompt, (saved, length) in zip(prompts, reused)]
         cached = max(length for _, length in reused)
         tails = [p[length:] for p, (_, length) in zip(prompts, reused)]
         width = max(len(t) for t in tails)
@@ -336,15 +342,27 @@ class GenerationEngine:
                 text=self.tokenizer.decode(row.output, skip_special_tokens=False),
                 token_ids=row.output,
                 prompt_tokens=len(row.prompt_ids),
-                cached_prompt_tokens=length,
+                cached_prompt_tokens=reused_tokens,
                 completion_tokens=len(row.output) + (1 if row.finish_reason == "stop" else 0),
                 finish_reason=row.finish_reason,
                 seconds=seconds,
                 batch_size=batch,
                 prefill_seconds=prefill_seconds,
             )
-            for row, (_, length) in zip(rows, reused)
+            for row, reused_tokens in zip(rows, from_cache)
         ]
+
+    def _extend(self, saved: SavedKV | None, length: int, prompt: list[int]) -> tuple[SavedKV, int]:
+        """The KV of all of `prompt` but its last token, computed on top of `saved[:length]`."""
+        cache = growing_cache(self.model)
+        if length:
+            load_rows(cache, [(saved.layers, length)], length)
+        new = prompt[length:-1]
+        self.model(input_ids=torch.tensor([new], device=self.device),
+                   attention_mask=torch.ones((1, len(prompt) - 1), dtype=torch.long, device=self.device),
+                   position_ids=torch.arange(length, len(prompt) - 1, device=self.device)[None],
+                   past_key_values=cache, use_cache=True, logits_to_keep=1)
+        return SavedKV(prompt[:-1], layer_tensors(cache, 0)), len(prompt) - 1
 
     def _decode_with_lookup(self, row: _Row, cache: Any, mask: torch.Tensor, logits: torch.Tensor,
                             position: int, adapter: str) -> None:
