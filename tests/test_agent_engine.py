@@ -108,3 +108,16 @@ def test_lookup_draft_follows_the_latest_match() -> None:
     assert lookup_draft([5, 6, 7, 5, 6], 3) == [7, 5, 6]
     assert lookup_draft([1, 2, 3], 4) == []
     assert lookup_draft([1, 2, 1, 2], 0) == []
+
+
+def test_reusing_a_saved_kv_leaves_it_for_its_own_conversation(setup) -> None:
+    loaded, prompts, prefix = setup
+    engine = GenerationEngine(loaded, prefix=prefix, lookahead=0)
+    first = engine.generate_many(prompts[:1], SamplingParams(max_new_tokens=6))[0]
+    # another conversation whose prompt shares all of the first prompt, then goes elsewhere
+    other = engine.generate_many([prompts[0] + " and then"], SamplingParams(max_new_tokens=6))[0]
+    assert other.cached_prompt_tokens >= first.prompt_tokens - 1
+    follow_up = prompts[0] + first.text + "<|im_end|>\n<|im_start|>user\nok<|im_end|>\n<|im_start|>assistant\n"
+    again = engine.generate_many([follow_up], SamplingParams(max_new_tokens=6))[0]
+    assert again.cached_prompt_tokens > first.prompt_tokens  # the first conversation's own KV was still there
+    assert again.token_ids == reference(loaded, engine, follow_up, 6)

@@ -97,8 +97,10 @@ class ConversationCache:
     """KV caches of finished rows, keyed by adapter and the tokens they cover.
 
     An agent step's prompt is the previous step's prompt, its output and the tool results, so
-    the previous row's KV covers most of it. Entries are taken (removed) when reused, since the
-    next step saves a longer one; the least recently saved go first when over the token budget.
+    the previous row's KV covers most of it. Reuse copies an entry and leaves it in place: a
+    prompt may share a long prefix with another conversation's entry (every session opens the
+    same way), and taking it away would cost that conversation its next step. The least
+    recently saved go first when over the token budget.
     """
 
     def __init__(self, budget_tokens: int):
@@ -121,20 +123,16 @@ class ConversationCache:
         self.entries.clear()
         self.tokens = 0
 
-    def take(self, adapter: str, prompt: list[int]) -> tuple[SavedKV | None, int]:
-        """Removes and returns the entry sharing the longest prefix with `prompt`, and that length
-        (kept below len(prompt): the model must see at least one new token)."""
-        best_key, best_length = None, 0
-        for key, (entry_adapter, saved) in self.entries.items():
+    def longest_match(self, adapter: str, prompt: list[int]) -> tuple[SavedKV | None, int]:
+        """The entry sharing the longest prefix with `prompt`, and that length (kept below
+        len(prompt): the model must see at least one new token). Callers copy, never modify it."""
+        best, best_length = None, 0
+        for entry_adapter, saved in self.entries.values():
             if entry_adapter == adapter:
                 length = min(common_prefix_length(saved.tokens, prompt), len(prompt) - 1)
                 if length > best_length:
-                    best_key, best_length = key, length
-        if best_key is None:
-            return None, 0
-        _, saved = self.entries.pop(best_key)
-        self.tokens -= len(saved.tokens)
-        return saved, best_length
+                    best, best_length = saved, length
+        return best, best_length
 
 
 def layer_tensors(cache: Any, row: int, slots: torch.Tensor | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -256,7 +254,7 @@ class GenerationEngine:
         conversation, or else the shared system prefix. At least one prompt token is left to run."""
         if not self.use_prefix_cache:
             return None, 0
-        best, length = self.conversations.take(adapter, prompt)
+        best, length = self.conversations.longest_match(adapter, prompt)
         prefix = self.prefix_ids
         if length < len(prefix) < len(prompt) and prompt[: len(prefix)] == prefix:
             best, length = self._prefix_kv(), len(prefix)

@@ -54,14 +54,14 @@ def small_query_attention(module: nn.Module, query: torch.Tensor, key: torch.Ten
     scale = scaling if scaling is not None else dim ** -0.5
     keys = key.shape[-2]
     grouped = query.reshape(batch, kv_heads, group * q_len, dim)  # row g * q_len + i: head g, query i
-    # bmm copies a strided view of the cache (~1 ms per layer at batch 8), so when the keys and
-    # values are views of a GrowingKVLayer buffer, run over the whole zero-filled buffer instead
+    # a sliding-window layer's mask hides every slot before `start` (the window counts cache
+    # slots), so only the window is multiplied
     window = kwargs.get("sliding_window")
     start = max(0, keys - q_len - window) if window else 0
+    # bmm copies a strided view of the cache (~1 ms per layer at batch 8), so when the keys and
+    # values are views of a GrowingKVLayer buffer, run over the whole zero-filled buffer instead
     key_buffer, value_buffer = whole_buffer(key), whole_buffer(value)
     if start or key_buffer is None or value_buffer is None:
-        # a sliding-window layer's mask hides every slot before `start` (the window counts
-        # cache slots), so only the window is multiplied
         key_buffer, value_buffer = key[:, :, start:].contiguous(), value[:, :, start:].contiguous()
     keys -= start
     scores = torch.matmul(grouped, key_buffer.transpose(-1, -2))[..., :keys].float() * scale
