@@ -156,3 +156,39 @@ def test_rows_are_checked_against_a_given_prefix(tiny: Any) -> None:
     tokenize_rows(tiny.tokenizer, [odd], frozen_prefix=True)  # fine on its own
     with pytest.raises(ValueError, match="row 1: does not start with the shared system prompt"):
         tokenize_rows(tiny.tokenizer, [odd], frozen_prefix=True, prefix=prefix)
+
+
+def test_tool_tag_rows_are_trained_saved_and_carried_on_by_init_adapter(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    untied = tiny_model("qwen", seed=3, tie_embeddings=False)  # like the converted bundled Qwen
+    model_dir = tmp_path / "tiny-model"
+    untied.model.save_pretrained(model_dir)
+    untied.tokenizer.save_pretrained(model_dir)
+    tags = [untied.tokenizer.convert_tokens_to_ids(t) for t in ("<tool_call>", "</tool_call>")]
+    data = tmp_path / "data"
+    write_rows(data, {"train": [session_row()] * 4})
+    first = train_sft(SftSettings(data=data, out=tmp_path / "first", model=str(model_dir),
+                                  lora=LoraSettings(r=4, alpha=8), max_steps=2, grad_accum=2,
+                                  learning_rate=1e-2, device="cpu"))
+    config = json.loads((first / "adapter_config.json").read_text())
+    assert config["trainable_token_indices"] == {"embed_tokens": tags, "lm_head": tags}
+    saved = load_file(str(first / "adapter_model.safetensors"))
+    head_rows = next(v for k, v in saved.items() if "lm_head" in k and "trainable_tokens_delta" in k)
+    assert not torch.allclose(head_rows.float(), untied.model.lm_head.weight[tags].float())  # they moved
+
+    # continuing from it: the second run starts exactly where the first ended
+    from peft import get_peft_model, LoraConfig
+    from memlora.training.sft import load_initial_adapter
+
+    fresh = get_peft_model(tiny_model("qwen", seed=3, tie_embeddings=False).model,
+                           LoraConfig(r=4, lora_alpha=8, target_modules=list(LoraSettings().modules()),
+                                      trainable_token_indices={"embed_tokens": tags, "lm_head": tags}))
+    load_initial_adapter(fresh, first, fresh.peft_config["default"])
+    from peft import get_peft_model_state_dict
+
+    for key, value in get_peft_model_state_dict(fresh).items():
+        torch.testing.assert_close(value, saved[key])
+    other = LoraConfig(r=8, lora_alpha=8, target_modules=list(LoraSettings().modules()))
+    with pytest.raises(ValueError, match="r is 4, this run's is 8"):
+        load_initial_adapter(fresh, first, other)

@@ -190,6 +190,9 @@ def attach_adapters(model: Any, adapters: dict[str, str | Path]) -> Any:
     for name, path in items[1:]:
         peft_model.load_adapter(str(path), adapter_name=name)
     peft_model.eval()
+    from memlora.models.token_rows import install_fast_token_rows
+
+    install_fast_token_rows(peft_model)  # adapters with their own tool-tag rows
     return peft_model
 
 
@@ -259,7 +262,7 @@ def load_model(
     return LoadedModel(model, tokenizer, str(name_or_path), family, target, list(named))
 
 
-def tiny_model(family: str = "qwen", seed: int = 0, tokenizer: Any = None) -> LoadedModel:
+def tiny_model(family: str = "qwen", seed: int = 0, tokenizer: Any = None, tie_embeddings: bool = True) -> LoadedModel:
     """A randomly initialised 2-layer model for tests: real architecture, untrained weights.
 
     The tokenizer is the small local one from memlora.models.tiny_tokenizer (no download, no
@@ -279,7 +282,7 @@ def tiny_model(family: str = "qwen", seed: int = 0, tokenizer: Any = None) -> Lo
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=8192,
-        tie_word_embeddings=True,
+        tie_word_embeddings=tie_embeddings,  # the converted bundled Qwen is untied
         initializer_range=0.2,  # large enough that a random model's greedy output varies
         eos_token_id=tokenizer.convert_tokens_to_ids(end_of_turn_token(family)),
         pad_token_id=tokenizer.pad_token_id,

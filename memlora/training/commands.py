@@ -39,6 +39,10 @@ def train() -> None:
 @click.option("--patience", default=4, show_default=True, help="Early-stopping patience in evaluations (0: off).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in OUT/checkpoints.")
+@click.option("--init-adapter", type=click.Path(path_type=Path, file_okay=False, exists=True), default=None,
+              help="Start from this adapter's weights (same LoRA shape) instead of a fresh LoRA.")
+@click.option("--tool-tag-rows/--no-tool-tag-rows", default=True, show_default=True,
+              help="Train the adapter's own embedding and output rows for single-token <tool_call> tags.")
 @click.option("--frozen-prefix/--full-prefix", default=True, show_default=True,
               help="Keep the shared system prompt + tool block as a frozen base-model KV cache (fast).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
@@ -48,18 +52,19 @@ def sft(
     target_modules: str, mlp: bool, learning_rate: float, epochs: float, max_steps: int,
     batch_size: int, grad_accum: int, max_length: int, max_train_rows: int | None,
     max_eval_rows: int, eval_every: int, save_every: int, patience: int, seed: int,
-    resume: bool, frozen_prefix: bool, threads: int | None, device: str | None,
+    resume: bool, init_adapter: Path | None, tool_tag_rows: bool, frozen_prefix: bool, threads: int | None, device: str | None,
 ) -> None:
     """Supervised LoRA fine-tuning on generated memory conversations."""
     settings = SftSettings(
         data=data, out=out, model=model,
         lora=LoraSettings(r=lora_r, alpha=lora_alpha, dropout=lora_dropout,
                           target_modules=tuple(m.strip() for m in target_modules.split(",") if m.strip()),
-                          include_mlp=mlp),
+                          include_mlp=mlp, train_tool_tags=tool_tag_rows),
         learning_rate=learning_rate, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
         grad_accum=grad_accum, max_length=max_length, max_train_rows=max_train_rows,
         max_eval_rows=max_eval_rows, eval_every=eval_every, save_every=save_every,
-        early_stopping_patience=patience, seed=seed, resume=resume, frozen_prefix=frozen_prefix,
+        early_stopping_patience=patience, seed=seed, resume=resume, init_adapter=init_adapter,
+        frozen_prefix=frozen_prefix,
         threads=threads, device=device,
     )
     path = train_sft(settings)

@@ -28,6 +28,8 @@ class LoraSettings:
     dropout: float = 0.05
     target_modules: tuple[str, ...] = ATTENTION_MODULES
     include_mlp: bool = False
+    # own embedding and output-head rows for single-token tool-call tags (memlora.models.token_rows)
+    train_tool_tags: bool = True
 
     def modules(self) -> list[str]:
         return list(self.target_modules) + (list(MLP_MODULES) if self.include_mlp else [])
@@ -53,6 +55,7 @@ class SftSettings:
     warmup_ratio: float = 0.03
     seed: int = 0
     resume: bool = False
+    init_adapter: Path | None = None  # start from this adapter's weights instead of fresh LoRA
     frozen_prefix: bool = True  # shared prefix as a frozen base-model KV cache (frozen_prefix_trainer)
     threads: int | None = None
     device: str | None = None
@@ -215,11 +218,16 @@ def train_sft(settings: SftSettings) -> Path:
         activation_checkpointing=False,
         disable_tqdm=False,
     )
+    from memlora.models.token_rows import tool_tag_token_ids, trainable_token_targets
+
+    token_rows = (trainable_token_targets(model, tool_tag_token_ids(tokenizer))
+                  if settings.lora.train_tool_tags else {})
     peft_config = LoraConfig(
         r=settings.lora.r,
         lora_alpha=settings.lora.alpha,
         lora_dropout=settings.lora.dropout,
         target_modules=settings.lora.modules(),
+        trainable_token_indices=token_rows or None,
         task_type="CAUSAL_LM",
     )
     callbacks = []
@@ -235,6 +243,8 @@ def train_sft(settings: SftSettings) -> Path:
         callbacks=callbacks,
         prefix_ids=prefix,
     )
+    if settings.init_adapter and not settings.resume:
+        load_initial_adapter(trainer.model, settings.init_adapter, peft_config)
 
     started = time.perf_counter()
     resume = settings.resume and any((out / "checkpoints").glob("checkpoint-*"))
@@ -258,6 +268,27 @@ def train_sft(settings: SftSettings) -> Path:
         best_eval_loss=trainer.state.best_metric,
     )
     return out
+
+
+def load_initial_adapter(peft_model: Any, path: Path, config: Any) -> None:
+    """Copies a saved adapter's weights into the fresh one, to continue its training.
+
+    The LoRA shapes must match; rows the saved adapter lacks (tool-tag rows it never had)
+    keep their initial values, the base model's rows.
+    """
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    saved_config = json.loads((Path(path) / "adapter_config.json").read_text())
+    for key, wanted in (("r", config.r), ("lora_alpha", config.lora_alpha),
+                        ("target_modules", sorted(config.target_modules))):
+        have = sorted(saved_config.get(key) or []) if key == "target_modules" else saved_config.get(key)
+        if have != wanted:
+            raise ValueError(f"--init-adapter {path}: {key} is {have}, this run's is {wanted}")
+    state = load_file(str(Path(path) / "adapter_model.safetensors"))
+    result = set_peft_model_state_dict(peft_model, state)
+    if result.unexpected_keys:
+        raise ValueError(f"--init-adapter {path}: weights this run has no place for: {result.unexpected_keys[:3]}")
 
 
 def frozen_prefix_trainer(**kwargs: Any) -> Any:

@@ -1,0 +1,92 @@
+"""Embedding and output-head rows that an adapter trains for a few single tokens.
+
+Why adapters need them: in the bundled Qwen weights `<tool_call>` and `</tool_call>` are
+untrained special tokens whose rows are identical, in the embedding and in the output head
+(measured in docs/benchmarks.md, "Why the first adapter wrote no valid call"). Their two logits
+are therefore always equal, so no LoRA on the layers below can make the model open a call with
+one and close it with the other, and the tag direction they share lies close to `<|im_start|>`,
+which wins where a tag belongs. An adapter trained by memlora carries its own rows for these
+tokens (PEFT "trainable tokens"), trained together with the LoRA weights.
+
+PEFT applies such rows by copying the whole weight with the rows swapped in, at every forward:
+for Qwen's 152k-word output head that is 272 MB written per decoded token. For inference
+`install_fast_token_rows` runs the base layer as it is and overwrites only the adapter's rows
+(embedding) or logit columns (output head), which gives the same result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+TOOL_CALL_TAGS = ("<tool_call>", "</tool_call>")
+
+
+def tool_tag_token_ids(tokenizer: Any) -> list[int]:
+    """Ids of the tool-call tags where the vocabulary has each as one token (Qwen); else none (Gemma)."""
+    ids = []
+    for tag in TOOL_CALL_TAGS:
+        pieces = tokenizer(tag, add_special_tokens=False)["input_ids"]
+        if len(pieces) != 1:
+            return []
+        ids.append(pieces[0])
+    return ids
+
+
+def trainable_token_targets(model: Any, token_ids: list[int]) -> dict[str, list[int]]:
+    """PEFT's `trainable_token_indices`: the input embedding, and the output head when it is untied."""
+    if not token_ids:
+        return {}
+    modules = dict(model.named_modules())
+    names = {module: name for name, module in modules.items()}
+    targets = {names[model.get_input_embeddings()].rsplit(".", 1)[-1]: list(token_ids)}
+    if not getattr(model.config, "tie_word_embeddings", False):
+        targets[names[model.get_output_embeddings()].rsplit(".", 1)[-1]] = list(token_ids)
+    return targets
+
+
+class FastTokenRows:
+    """Forward of a PEFT TrainableTokensLayer: the base layer's output with the adapter's rows set."""
+
+    def __init__(self, layer: nn.Module):
+        self.layer = layer
+
+    def __call__(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        layer = self.layer
+        result = layer.base_layer(x, *args, **kwargs)
+        if layer.disable_adapters or layer.merged:
+            return result
+        for name in layer.active_adapters:
+            if name not in layer.token_indices:
+                continue
+            index = torch.tensor(layer.token_indices[name], device=result.device)
+            rows = layer.trainable_tokens_delta[name]
+            base = layer.base_layer
+            if isinstance(base, nn.Embedding):
+                scale = layer._get_embed_scale()
+                rows = rows.to(result.dtype) * (scale.to(result.dtype) if scale is not None else 1)
+                hits = (x.unsqueeze(-1) == index).nonzero()  # (..., which index) per hit
+                if len(hits):
+                    result[tuple(hits[:, :-1].unbind(1))] = rows[hits[:, -1]]
+            elif isinstance(base, nn.Linear):
+                columns = x.to(rows.dtype) @ rows.t()
+                if base.bias is not None:
+                    columns = columns + base.bias[index]
+                result[..., index] = columns.to(result.dtype)
+            else:
+                raise TypeError(f"trainable token rows on a {type(base).__name__} are not supported")
+        return result
+
+
+def install_fast_token_rows(model: Any) -> int:
+    """Switches every trainable-token layer of a PEFT model to FastTokenRows; returns how many."""
+    from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
+
+    count = 0
+    for module in model.modules():
+        if isinstance(module, TrainableTokensLayer):
+            module.forward = FastTokenRows(module)
+            count += 1
+    return count

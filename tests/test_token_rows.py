@@ -1,0 +1,84 @@
+"""Adapters with their own rows for the tool-call tags: what PEFT computes, memlora computes cheaply."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from memlora.models.loading import load_model, tiny_model
+from memlora.models.token_rows import (
+    install_fast_token_rows,
+    tool_tag_token_ids,
+    trainable_token_targets,
+)
+
+
+def adapter_with_tag_rows(tie_embeddings: bool, seed: int = 3) -> tuple[object, list[int]]:
+    """A PEFT model whose LoRA weights and tag rows are random (as if trained)."""
+    from peft import LoraConfig, get_peft_model
+
+    tiny = tiny_model("qwen", tie_embeddings=tie_embeddings)
+    tags = tool_tag_token_ids(tiny.tokenizer)
+    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
+                        trainable_token_indices=trainable_token_targets(tiny.model, tags))
+    torch.manual_seed(seed)
+    peft_model = get_peft_model(tiny.model, config)
+    with torch.no_grad():
+        for name, parameter in peft_model.named_parameters():
+            if "trainable_tokens_delta" in name:
+                parameter.copy_(torch.randn_like(parameter))
+    return peft_model.eval(), tags
+
+
+def test_the_tags_are_single_tokens_only_where_the_vocabulary_has_them() -> None:
+    assert len(tool_tag_token_ids(tiny_model("qwen").tokenizer)) == 2
+    assert tool_tag_token_ids(tiny_model("gemma").tokenizer) == []
+
+
+def test_targets_name_the_output_head_only_when_it_is_untied() -> None:
+    untied = tiny_model("qwen", tie_embeddings=False).model
+    tied = tiny_model("qwen").model
+    assert trainable_token_targets(untied, [3, 4]) == {"embed_tokens": [3, 4], "lm_head": [3, 4]}
+    assert trainable_token_targets(tied, [3, 4]) == {"embed_tokens": [3, 4]}
+    assert trainable_token_targets(untied, []) == {}
+
+
+@pytest.mark.parametrize("tie_embeddings", [False, True])
+def test_fast_rows_give_the_logits_peft_gives(tie_embeddings: bool) -> None:
+    peft_model, tags = adapter_with_tag_rows(tie_embeddings)
+    ids = torch.tensor([[5, tags[0], 9, 11, tags[1], 7], [tags[1], 8, 8, tags[0], 6, 5]])
+    with torch.inference_mode():
+        expected = peft_model(input_ids=ids).logits
+        with peft_model.disable_adapter():
+            base = peft_model(input_ids=ids).logits
+    assert install_fast_token_rows(peft_model) == 2  # a tied head gets a layer sharing the rows
+    with torch.inference_mode():
+        fast = peft_model(input_ids=ids).logits
+        with peft_model.disable_adapter():
+            fast_base = peft_model(input_ids=ids).logits
+    assert not torch.allclose(expected[..., tags], base[..., tags])  # the rows change the tag logits
+    torch.testing.assert_close(fast, expected)
+    torch.testing.assert_close(fast_base, base)  # switched off, the base rows are back
+
+
+def test_a_saved_adapter_with_tag_rows_loads_with_the_fast_path(tmp_path: Path) -> None:
+    from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
+
+    peft_model, tags = adapter_with_tag_rows(tie_embeddings=False)
+    peft_model.save_pretrained(tmp_path / "adapter")
+    base = tiny_model("qwen", tie_embeddings=False)  # seeded: the same weights the adapter was built on
+    base.model.save_pretrained(tmp_path / "base")
+    base.tokenizer.save_pretrained(tmp_path / "base")
+    ids = torch.tensor([[5, tags[0], 9, 11, tags[1], 7]])
+    with torch.inference_mode():
+        expected = peft_model(input_ids=ids).logits.float()
+
+    loaded = load_model(str(tmp_path / "base"), adapters=[str(tmp_path / "adapter")], device="cpu",
+                        dtype=torch.float32, cpu_speedups=False)
+    layers = [m for m in loaded.model.modules() if isinstance(m, TrainableTokensLayer)]
+    assert len(layers) == 2 and all(type(m.forward).__name__ == "FastTokenRows" for m in layers)
+    with loaded.adapter("adapter") as model, torch.inference_mode():
+        got = model(input_ids=ids).logits.float()
+    torch.testing.assert_close(got, expected)
