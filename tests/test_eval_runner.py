@@ -170,3 +170,15 @@ def test_cli_oracle_report_and_compare(tmp_path: Path) -> None:
     assert report["episodes"][0]["sessions"][0]["turns"][0]["steps"][0]["calls"][0]["name"] == "create_entities"
     table = CliRunner().invoke(compare, [str(out), str(out)])
     assert table.exit_code == 0 and "| probe accuracy | 100.0% (n=8) | 100.0% (n=8) |" in table.output
+
+
+@needs_example
+def test_progress_hears_of_every_turn_and_probe() -> None:
+    from memlora.evaluation.runner import memory_factory, play_episode
+
+    episode = load_episodes(EXAMPLE)[0]
+    heard: list[int] = []
+    asyncio.run(play_episode(episode, OraclePlayer(), memory_factory(None), heard.append))
+    expected = sum(len(s.turns) for s in episode.sessions) + len(episode.probes)
+    assert sum(heard) == episode.turn_count() == expected > 0
+    assert len(heard) == len(episode.sessions) + len(episode.probes)

@@ -138,6 +138,10 @@ class Episode:
                 return i
         raise KeyError(session_id)
 
+    def turn_count(self) -> int:
+        """User turns plus probes: the model turns a run of this episode plays."""
+        return sum(len(session.turns) for session in self.sessions) + len(self.probes)
+
 
 @lru_cache(maxsize=1)
 def episode_schema() -> dict[str, Any]:

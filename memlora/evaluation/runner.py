@@ -234,12 +234,15 @@ def turn_from_agent(turn: Any) -> TurnRecord:
 # ----------------------------------------------------------------------------- one episode
 
 
-async def play_episode(episode: Episode, player: Player, new_memory: Callable[[], Memory]) -> EpisodeRecord:
+async def play_episode(episode: Episode, player: Player, new_memory: Callable[[], Memory],
+                       on_turns: Callable[[int], None] | None = None) -> EpisodeRecord:
     """Sessions in order on a fresh memory, a snapshot after each, probes right after theirs.
 
     A failure is recorded in the episode record (and the rest of the run goes on): a crash in
-    one conversation must not throw away hours of others.
+    one conversation must not throw away hours of others. `on_turns(n)` hears of every n turns
+    played, for progress within long episodes.
     """
+    count = on_turns or (lambda n: None)
     started = time.perf_counter()
     record = EpisodeRecord(id=episode.id)
     memory = new_memory()
@@ -249,11 +252,13 @@ async def play_episode(episode: Episode, player: Player, new_memory: Callable[[]
                 turns = await player.play_session(episode, index, client)
                 graph = await read_graph(client)  # the snapshot, through the same MCP path
             record.sessions.append(SessionRecord(id=session.id, turns=turns, graph=graph))
+            count(len(turns))
             for probe in episode.probes:
                 if probe.after == session.id:
                     async with memory.connect() as client:
                         turn = await player.ask(episode, probe, client)
                     record.probes.append(ProbeRecord(probe.index, probe.after, probe.question, turn))
+                    count(1)
     except Exception as error:  # noqa: BLE001 - recorded and reported, the run goes on
         record.error = f"{type(error).__name__}: {error}"
     finally:
@@ -338,6 +343,13 @@ async def run_episodes(
     new_memory = new_memory or memory_factory(config.server)
     limit = asyncio.Semaphore(max(1, concurrency))
     bar = _progress_bar(len(episodes), len(episodes) - len(todo), progress)
+    turns_left = sum(e.turn_count() for e in todo)
+    turns_played = 0
+
+    def count_turns(n: int) -> None:
+        nonlocal turns_played
+        turns_played += n
+        bar.set_postfix_str(f"turns {turns_played}/{turns_left}", refresh=False)
 
     results_path = out_dir / RESULTS_FILE
     _drop_torn_tail(results_path)
@@ -345,7 +357,7 @@ async def run_episodes(
 
         async def one(episode: Episode) -> None:
             async with limit:
-                record = await play_episode(episode, player, new_memory)
+                record = await play_episode(episode, player, new_memory, count_turns)
             sink.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
             sink.flush()
             done[record.id] = record
