@@ -92,7 +92,10 @@ def test_next_step_reuses_the_conversation_kv(setup) -> None:
 def test_lookup_drafts_do_not_change_greedy_output(setup) -> None:
     loaded, prompts, prefix = setup
     plain = GenerationEngine(loaded, prefix=prefix, lookahead=0)
-    drafting = GenerationEngine(loaded, prefix=prefix, lookahead=6)
+    from memlora.agent.protocol import example_calls_text, model_tools
+
+    drafting = GenerationEngine(loaded, prefix=prefix, lookahead=6,
+                                draft_corpus=example_calls_text(loaded.tokenizer, model_tools()))
     for prompt in prompts:
         for params in (SamplingParams(max_new_tokens=40), SamplingParams(max_new_tokens=40, ignore_stop=True)):
             expected = plain.generate_many([prompt], params)[0]
@@ -108,6 +111,10 @@ def test_lookup_draft_follows_the_latest_match() -> None:
     assert lookup_draft([5, 6, 7, 5, 6], 3) == [7, 5, 6]
     assert lookup_draft([1, 2, 3], 4) == []
     assert lookup_draft([1, 2, 1, 2], 0) == []
+    # the corpus is searched after the sequence itself, and only when that has no match
+    assert lookup_draft([4, 1, 2], 2, corpus=[1, 2, 8, 9]) == [8, 9]
+    assert lookup_draft([1, 2, 5, 1, 2], 2, corpus=[1, 2, 8, 9]) == [5, 1]
+    assert lookup_draft([7, 1, 2], 2, corpus=[0, 7, 1, 2, 6, 1, 2, 3]) == [6, 1]  # longer n-gram wins
 
 
 def test_reusing_a_saved_kv_leaves_it_for_its_own_conversation(setup) -> None:

@@ -139,3 +139,16 @@ def test_template_renders_calls_and_results(family: str) -> None:
     turn = "<|im_end|>" if family == "qwen" else "<end_of_turn>"
     written = text.split(generation_prompt)[-2].split(turn)[0]
     assert parse_output(written).calls[0].arguments == CALL["arguments"]
+
+
+def test_example_calls_show_every_argument_key_in_the_chat_format() -> None:
+    from memlora.agent.protocol import example_calls_text, model_tools, parse_output
+    from memlora.models.loading import tiny_model
+
+    tools = model_tools()
+    text = example_calls_text(tiny_model().tokenizer, tools)
+    body = text[text.index("<tool_call>"):text.rindex("</tool_call>") + len("</tool_call>")]
+    parsed = parse_output(body)
+    assert [call.name for call in parsed.calls] == [t["function"]["name"] for t in tools]
+    create = parsed.calls[0].arguments["entities"][0]
+    assert list(create) == ["name", "entityType", "observations"] and create["observations"] == ["x"]

@@ -79,17 +79,26 @@ def common_prefix_length(a: list[int], b: list[int]) -> int:
     return low
 
 
-def lookup_draft(tokens: list[int], limit: int, longest: int = 3, shortest: int = 2) -> list[int]:
-    """Up to `limit` tokens that followed the latest earlier occurrence of the sequence's last
-    n-gram (longest n first), or nothing when it has not occurred before."""
+def lookup_draft(tokens: list[int], limit: int, longest: int = 3, shortest: int = 2,
+                 corpus: list[int] | None = None) -> list[int]:
+    """Up to `limit` tokens that followed an earlier occurrence of the sequence's last n-gram.
+
+    Longer n-grams first; for each n the sequence itself is searched (latest occurrence first),
+    then `corpus`, a fixed text of likely output (example tool calls). Nothing when neither
+    holds the n-gram.
+    """
     if limit <= 0:
         return []
-    for n in range(min(longest, len(tokens) - 1), shortest - 1, -1):
+    for n in range(min(longest, len(tokens)), shortest - 1, -1):
         tail = tokens[-n:]
         first = tail[0]
         for start in range(len(tokens) - n - 1, -1, -1):
             if tokens[start] == first and tokens[start : start + n] == tail:
                 return tokens[start + n : start + n + limit]
+        if corpus:
+            for start in range(len(corpus) - n - 1, -1, -1):
+                if corpus[start] == first and corpus[start : start + n] == tail:
+                    return corpus[start + n : start + n + limit]
     return []
 
 
@@ -163,7 +172,8 @@ class GenerationEngine:
     """Decodes prompts in batches; `generate` is the asyncio entry point, `generate_many` the sync one."""
 
     def __init__(self, loaded: LoadedModel, prefix: str | None = None, max_batch: int = 32,
-                 use_prefix_cache: bool = True, conversation_cache_tokens: int = 65536, lookahead: int = 3):
+                 use_prefix_cache: bool = True, conversation_cache_tokens: int = 65536, lookahead: int = 3,
+                 draft_corpus: str | None = None):
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
@@ -176,6 +186,7 @@ class GenerationEngine:
         self._prefix_cache: SavedKV | None = None  # KV of the shared prefix, base model
         self.conversations = ConversationCache(conversation_cache_tokens)
         self.lookahead = lookahead  # draft tokens checked per step for a lone greedy row; 0: off
+        self.draft_corpus: list[int] = self.encode(draft_corpus) if draft_corpus else []
         self.drafted_tokens = self.accepted_tokens = 0
         self._pending: list[tuple[list[int], SamplingParams, str, asyncio.Future[Completion]]] = []
         self._worker: asyncio.Task[None] | None = None
@@ -367,8 +378,9 @@ class GenerationEngine:
         """Greedy decoding of a lone row with drafts looked up in its own context.
 
         Tool calls copy names and values from the conversation, so the tokens that followed the
-        latest occurrence of the last few tokens are a good guess for what comes next. The
-        guess is checked in the same forward pass as the next token (one weight read for
+        latest occurrence of the last few tokens are a good guess for what comes next; where the
+        conversation has none, the engine's draft corpus (example calls with every argument
+        key) supplies the JSON between the values. The guess is checked in the same forward pass as the next token (one weight read for
         several tokens); the longest agreeing run is kept and the rest of the cache dropped.
         The output is what plain greedy decoding gives, up to bf16 rounding in near ties.
         """
@@ -383,7 +395,8 @@ class GenerationEngine:
             context.append(token)
             if len(row.output) >= budget:
                 break
-            draft = lookup_draft(context, min(self.lookahead, budget - len(row.output) - 1))
+            draft = lookup_draft(context, min(self.lookahead, budget - len(row.output) - 1),
+                                 corpus=self.draft_corpus)
             if not row.params.ignore_stop:
                 draft = draft[: next((i for i, t in enumerate(draft) if t in self.stop_ids), len(draft))]
             feed = [token] + draft

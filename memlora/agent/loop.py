@@ -28,6 +28,7 @@ from memlora.agent.protocol import (
     ParseMode,
     ToolValidator,
     error_result,
+    example_calls_text,
     list_server_tools,
     model_tools,
     parse_output,
@@ -155,7 +156,8 @@ def session_prefix(tokenizer: Any, tools: list[dict[str, Any]]) -> str:
 def build_engine(loaded: LoadedModel, tools: list[dict[str, Any]] | None = None, max_batch: int = 32) -> GenerationEngine:
     """One engine per model, shared by every agent so their requests batch together."""
     tools = tools if tools is not None else model_tools()
-    return GenerationEngine(loaded, prefix=session_prefix(loaded.tokenizer, tools), max_batch=max_batch)
+    return GenerationEngine(loaded, prefix=session_prefix(loaded.tokenizer, tools), max_batch=max_batch,
+                            draft_corpus=example_calls_text(loaded.tokenizer, tools))
 
 
 class MemoryAgent:

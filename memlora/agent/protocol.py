@@ -200,6 +200,36 @@ def model_tools(compact: bool = True, tools: list[dict[str, Any]] | None = None)
     return [to_function(tool, compact) for tool in (tools if tools is not None else server_tools())]
 
 
+def schema_example(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> Any:
+    """A placeholder value shaped like `schema`: every property in order, one item per array."""
+    defs = defs if defs is not None else schema.get("$defs", {})
+    if "$ref" in schema:
+        schema = defs.get(schema["$ref"].rsplit("/", 1)[-1], {})
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        return {key: schema_example(value, defs) for key, value in schema.get("properties", {}).items()}
+    if kind == "array":
+        return [schema_example(schema.get("items", {}), defs)]
+    if kind in ("integer", "number"):
+        return 1
+    if kind == "boolean":
+        return True
+    return "x"
+
+
+def example_calls_text(tokenizer: Any, tools: list[dict[str, Any]]) -> str:
+    """One placeholder call per tool in the model's chat format: the JSON a call is built of.
+
+    The engine drafts from it (memlora.agent.engine.lookup_draft): keys, quotes and brackets
+    of a call are predictable even where the conversation holds no earlier call.
+    """
+    from memlora.agent.prompt import tool_call_message
+
+    calls = [{"name": tool["function"]["name"], "arguments": schema_example(tool["function"]["parameters"])}
+             for tool in tools]
+    return render_prompt(tokenizer, [tool_call_message(calls)], None, add_generation_prompt=False)
+
+
 # --- parsing ---------------------------------------------------------------------------------
 
 
