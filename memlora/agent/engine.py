@@ -155,17 +155,21 @@ def layer_tensors(cache: Any, row: int, slots: torch.Tensor | None = None) -> li
     return layers
 
 
-def load_rows(cache: Any, rows: list[tuple[list[tuple[torch.Tensor, torch.Tensor]] | None, int]], width: int) -> None:
-    """Fills an empty cache with each row's first `length` saved tokens, right-aligned in `width` slots."""
+def load_rows(cache: Any, rows: list[tuple[list[tuple[torch.Tensor, torch.Tensor]] | None, int]], width: int,
+              spare: int = 0) -> None:
+    """Fills an empty cache with each row's first `length` saved tokens, right-aligned in `width` slots.
+
+    `spare` more zero slots are left after them for the tokens about to be appended, so that
+    the first forward does not have to move the whole cache into a larger buffer."""
     for index, layer in enumerate(cache.layers):
         sample = next(saved[index][0] for saved, length in rows if saved is not None and length)
-        shape = (len(rows), sample.shape[1], width, sample.shape[3])
+        shape = (len(rows), sample.shape[1], width + spare, sample.shape[3])
         keys, values = sample.new_zeros(shape), sample.new_zeros(shape)
         for row, (saved, length) in enumerate(rows):
             if saved is not None and length:
-                keys[row, :, width - length :] = saved[index][0][0, :, :length]
-                values[row, :, width - length :] = saved[index][1][0, :, :length]
-        layer.load(keys, values)
+                keys[row, :, width - length : width] = saved[index][0][0, :, :length]
+                values[row, :, width - length : width] = saved[index][1][0, :, :length]
+        layer.load(keys, values, width)
 
 
 class GenerationEngine:
@@ -302,7 +306,8 @@ class GenerationEngine:
 
         cache = growing_cache(self.model)
         if cached:
-            load_rows(cache, [(saved.layers if saved else None, length) for saved, length in reused], cached)
+            load_rows(cache, [(saved.layers if saved else None, length) for saved, length in reused], cached,
+                      spare=width + max(p.max_new_tokens for p in params) + self.lookahead)
         out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
                          past_key_values=cache, use_cache=True, logits_to_keep=1)
         cache, logits = out.past_key_values, out.logits[:, -1, :]
@@ -365,7 +370,7 @@ class GenerationEngine:
         """The KV of all of `prompt` but its last token, computed on top of `saved[:length]`."""
         cache = growing_cache(self.model)
         if length:
-            load_rows(cache, [(saved.layers, length)], length)
+            load_rows(cache, [(saved.layers, length)], length, spare=len(prompt) - 1 - length)
         new = prompt[length:-1]
         self.model(input_ids=torch.tensor([new], device=self.device),
                    attention_mask=torch.ones((1, len(prompt) - 1), dtype=torch.long, device=self.device),

@@ -192,10 +192,12 @@ class GrowingKVLayer(DynamicLayer):
         self._refresh_views()
         return self.keys, self.values
 
-    def load(self, keys: torch.Tensor, values: torch.Tensor) -> None:
-        """Starts the layer from given keys and values (batch, kv_heads, tokens, head_dim)."""
+    def load(self, keys: torch.Tensor, values: torch.Tensor, length: int | None = None) -> None:
+        """Starts the layer from buffers (batch, kv_heads, slots, head_dim) whose first `length`
+        slots (all by default) hold keys and values; the rest must be zeros."""
         self.lazy_initialization(keys, values)
-        self.key_buffer, self.value_buffer, self.length = keys, values, keys.shape[-2]
+        self.key_buffer, self.value_buffer = keys, values
+        self.length = keys.shape[-2] if length is None else length
         self._refresh_views()
 
     def get_seq_length(self) -> int:
