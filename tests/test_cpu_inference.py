@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from memlora.agent.engine import GenerationEngine, SamplingParams
 from memlora.agent.loop import session_prefix
@@ -40,8 +41,8 @@ def test_small_query_attention_matches_sdpa(q_len: int, masked: bool) -> None:
         mask[0, :, :, :7] = False
         mask = mask & torch.ones(q_len, keys, dtype=torch.bool).tril(keys - q_len)
     ours, _ = small_query_attention(_Heads(), query, key, value, mask, scaling=0.3)
-    expected = F.scaled_dot_product_attention(query, key.repeat_interleave(3, 1), value.repeat_interleave(3, 1),
-                                              attn_mask=mask, scale=0.3).transpose(1, 2)
+    # the reference is transformers' SDPA path: without a mask, several queries are causal
+    expected, _ = sdpa_attention_forward(_Heads(), query, key, value, mask, scaling=0.3)
     assert ours.shape == (batch, q_len, heads, dim)
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-4)
 
@@ -104,3 +105,49 @@ def test_sliding_window_layers_attend_only_inside_the_window() -> None:
     expected = F.scaled_dot_product_attention(query, key.repeat_interleave(4, 1), value.repeat_interleave(4, 1),
                                               attn_mask=mask, scale=0.5).transpose(1, 2)
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.skipif(not mkldnn_bf16_available(), reason="no oneDNN bf16 kernels on this CPU")
+def test_merged_lora_layers_compute_what_peft_computes_for_each_adapter() -> None:
+    from peft import LoraConfig, get_peft_model
+
+    from memlora.models.cpu_inference import MergedLoraLinear
+
+    base = tiny_model("qwen").model.to(torch.bfloat16)
+    torch.manual_seed(5)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+                        init_lora_weights=False)
+    model = get_peft_model(base, config, adapter_name="alpha")
+    model.add_adapter("beta", config)
+    model.eval()
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 16]])
+
+    def logits(adapter: str | None) -> torch.Tensor:
+        with torch.inference_mode():
+            if adapter is None:
+                with model.disable_adapter():
+                    return model(input_ids=ids).logits.float()
+            model.set_adapter(adapter)
+            return model(input_ids=ids).logits.float()
+
+    exact = copy.deepcopy(model).float()  # the same weights in fp32: the reference for rounding
+    expected = {name: logits(name) for name in ("alpha", "beta", None)}
+    reference = {}
+    for name in expected:
+        with torch.inference_mode():
+            if name is None:
+                with exact.disable_adapter():
+                    reference[name] = exact(input_ids=ids).logits
+            else:
+                exact.set_adapter(name)
+                reference[name] = exact(input_ids=ids).logits
+    done = prepare_for_cpu_inference(model)
+    assert done["merged_lora"] == 8  # 4 projections x 2 layers
+    assert all(isinstance(m.forward, MergedLoraLinear) for m in model.modules() if hasattr(m, "lora_A"))
+    assert not torch.allclose(expected["alpha"], expected["beta"], atol=1e-1)  # the adapters really differ
+    for name, peft_bf16 in expected.items():
+        merged = logits(name)
+        peft_error = (peft_bf16 - reference[name]).abs().mean()
+        merged_error = (merged - reference[name]).abs().mean()
+        # rounding W + BA to bf16 once costs about what PEFT's bf16 base matmul already costs
+        assert merged_error < 2 * peft_error + 1e-3, (name, merged_error, peft_error)
