@@ -76,11 +76,11 @@ def bytes_per_step(model: Any, context: int, batch: int) -> dict[str, float]:
     return {"weights": weights, "kv_cache": kv, "total": weights + kv}
 
 
-def engine_decode(engine: Any, prompts: list[str], new_tokens: int) -> dict[str, float]:
+def engine_decode(engine: Any, prompts: list[str], new_tokens: int, adapter: str | None = None) -> dict[str, float]:
     params = SamplingParams(max_new_tokens=new_tokens, ignore_stop=True)
     engine.conversations.clear()  # fresh conversations: only the shared system prefix is cached
     start = time.perf_counter()
-    results = engine.generate_many(prompts, params)
+    results = engine.generate_many(prompts, params, adapter=adapter)
     wall = time.perf_counter() - start
     decode = results[0].seconds - results[0].prefill_seconds
     tokens = sum(r.completion_tokens for r in results)
@@ -118,13 +118,14 @@ def hf_generate(loaded: Any, prompts: list[str], new_tokens: int) -> dict[str, f
             "decode_tok_s": tokens / max(wall - prefill, 1e-9), "end_to_end_tok_s": tokens / wall}
 
 
-async def turn_latencies(engine: Any, runs: int) -> list[dict[str, Any]]:
+async def turn_latencies(engine: Any, runs: int, adapter: str | None = None) -> list[dict[str, Any]]:
     """One memory-writing turn in a fresh session against a fresh store, `runs` times."""
     results = []
     for _ in range(runs):
         async with connect_memory("sqlite::memory:") as memory:
             # the base model rambles through every tool without an adapter: cap the turn
-            agent = MemoryAgent(engine, memory, params=SamplingParams(max_new_tokens=128), max_steps=2)
+            agent = MemoryAgent(engine, memory, params=SamplingParams(max_new_tokens=128), max_steps=2,
+                                adapter=adapter)
             record = await agent.turn(USERS[0])
             results.append({"seconds": record.seconds, "steps": len(record.steps), "calls": len(record.calls),
                             "tokens": sum(s.completion_tokens for s in record.steps),
@@ -140,19 +141,26 @@ def main() -> None:
     parser.add_argument("--batches", default="1,8,32")
     parser.add_argument("--turns", type=int, default=5)
     parser.add_argument("--skip-hf", action="store_true")
+    parser.add_argument("--adapter", default="none",
+                        help="adapter folder, 'default' for the shipped one, or 'none' (the base model)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     start = time.perf_counter()
-    loaded = load_model(args.model)
+    from memlora.models.loading import adapter_name, choose_adapter
+
+    adapter_path = choose_adapter(args.model, None if args.adapter == "default" else args.adapter)
+    adapter = adapter_name(adapter_path) if adapter_path else None
+    loaded = load_model(args.model, adapters=adapter_path)
     load_s = time.perf_counter() - start
-    stock = None if args.skip_hf else load_model(args.model, cpu_speedups=False)
+    # the stock model gets the same adapter through plain PEFT (active by default)
+    stock = None if args.skip_hf else load_model(args.model, adapters=adapter_path, cpu_speedups=False)
     tools = model_tools()
     engine = build_engine(loaded)
-    engine.generate_many(prompts_for(loaded, tools, 1), SamplingParams(max_new_tokens=2))  # warm up, fill prefix cache
+    engine.generate_many(prompts_for(loaded, tools, 1), SamplingParams(max_new_tokens=2), adapter=adapter)  # warm up
 
     report: dict[str, Any] = {
-        "model": args.model, "threads": args.threads, "torch": torch.__version__,
+        "model": args.model, "adapter": adapter_path, "threads": args.threads, "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(), "date": time.strftime("%Y-%m-%d"),
         "load_s": load_s, "prefix_tokens": len(engine.prefix_ids), "engine": [], "hf_generate": [],
     }
@@ -160,18 +168,18 @@ def main() -> None:
         prompts = prompts_for(loaded, tools, batch)
         if batch == 1:  # a lone row also gets lookup drafts; measure it without them too
             engine.lookahead, lookahead = 0, engine.lookahead
-            report["engine_without_drafts"] = engine_decode(engine, prompts, args.new_tokens)
+            report["engine_without_drafts"] = engine_decode(engine, prompts, args.new_tokens, adapter)
             print(json.dumps(report["engine_without_drafts"]), flush=True)
             engine.lookahead = lookahead
             engine.drafted_tokens = engine.accepted_tokens = 0
-        report["engine"].append(engine_decode(engine, prompts, args.new_tokens))
+        report["engine"].append(engine_decode(engine, prompts, args.new_tokens, adapter))
         if batch == 1:
             report["engine"][-1].update(drafted=engine.drafted_tokens, accepted=engine.accepted_tokens)
         print(json.dumps(report["engine"][-1]), flush=True)
         if not args.skip_hf:
             report["hf_generate"].append(hf_generate(stock, prompts, args.new_tokens))
             print(json.dumps(report["hf_generate"][-1]), flush=True)
-    turns = asyncio.run(turn_latencies(engine, args.turns))
+    turns = asyncio.run(turn_latencies(engine, args.turns, adapter))
     report["turns"] = turns
     report["turn_p50_s"] = statistics.median(t["seconds"] for t in turns)
     context = len(prompts_for(loaded, tools, 1)[0]) and len(engine.encode(prompts_for(loaded, tools, 1)[0])) + args.new_tokens
