@@ -349,7 +349,7 @@ async def run_episodes(
     def count_turns(n: int) -> None:
         nonlocal turns_played
         turns_played += n
-        bar.set_postfix_str(f"turns {turns_played}/{turns_left}", refresh=False)
+        bar.set_postfix_str(f"turns {turns_played}/{turns_left}")  # redraws: episodes finish rarely
 
     results_path = out_dir / RESULTS_FILE
     _drop_torn_tail(results_path)
