@@ -150,8 +150,9 @@ class MergedLoraLinear:
         bias = self.base.bias.detach() if self.base.bias is not None else None
         self.merged: dict[str, PackedLinear] = {}
         for name in layer.lora_A.keys():
-            if name in layer.lora_variant or getattr(layer, "lora_bias", {}).get(name):
-                continue
+            if (name in getattr(layer, "lora_variant", {}) or getattr(layer, "use_dora", {}).get(name)
+                    or getattr(layer, "lora_bias", {}).get(name)):
+                continue  # merged like plain LoRA would be wrong: PEFT's forward handles these
             delta = layer.get_delta_weight(name).float()
             merged = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, dtype=torch.bfloat16)
             merged.weight.data = (weight.float() + delta).to(torch.bfloat16)
