@@ -243,11 +243,11 @@ def train_sft(settings: SftSettings) -> Path:
         callbacks=callbacks,
         prefix_ids=prefix,
     )
-    if settings.init_adapter and not settings.resume:
+    resume = settings.resume and any((out / "checkpoints").glob("checkpoint-*"))
+    if settings.init_adapter and not resume:  # a checkpoint already holds what training made of it
         load_initial_adapter(trainer.model, settings.init_adapter, peft_config)
 
     started = time.perf_counter()
-    resume = settings.resume and any((out / "checkpoints").glob("checkpoint-*"))
     trainer.train(resume_from_checkpoint=True if resume else None)
     seconds = time.perf_counter() - started
 
