@@ -192,3 +192,26 @@ def test_tool_tag_rows_are_trained_saved_and_carried_on_by_init_adapter(tmp_path
     other = LoraConfig(r=8, lora_alpha=8, target_modules=list(LoraSettings().modules()))
     with pytest.raises(ValueError, match="r is 4, this run's is 8"):
         load_initial_adapter(fresh, first, other)
+
+
+def test_init_adapter_without_tag_rows_gets_them_from_the_base(tmp_path: Path) -> None:
+    """The shipped first adapter had no tag rows: continuing it must add them, not fail."""
+    from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
+
+    from memlora.training.sft import load_initial_adapter
+
+    targets = list(LoraSettings().modules())
+    old = get_peft_model(tiny_model("qwen", seed=3, tie_embeddings=False).model,
+                         LoraConfig(r=4, lora_alpha=8, target_modules=targets, init_lora_weights=False))
+    old.save_pretrained(tmp_path / "old")
+    base = tiny_model("qwen", seed=3, tie_embeddings=False)
+    tags = [base.tokenizer.convert_tokens_to_ids(t) for t in ("<tool_call>", "</tool_call>")]
+    head_rows = base.model.lm_head.weight[tags].detach().clone()
+    fresh = get_peft_model(base.model, LoraConfig(r=4, lora_alpha=8, target_modules=targets,
+                                                  trainable_token_indices={"embed_tokens": tags, "lm_head": tags}))
+    load_initial_adapter(fresh, tmp_path / "old", fresh.peft_config["default"])
+    state = get_peft_model_state_dict(fresh)
+    for key, value in get_peft_model_state_dict(old).items():
+        torch.testing.assert_close(state[key], value)  # the LoRA weights came over
+    rows = next(v for k, v in state.items() if "lm_head" in k and "trainable_tokens_delta" in k)
+    torch.testing.assert_close(rows, head_rows)  # the tag rows start as the base model's

@@ -276,7 +276,7 @@ def load_initial_adapter(peft_model: Any, path: Path, config: Any) -> None:
     The LoRA shapes must match; rows the saved adapter lacks (tool-tag rows it never had)
     keep their initial values, the base model's rows.
     """
-    from peft import set_peft_model_state_dict
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
     from safetensors.torch import load_file
 
     saved_config = json.loads((Path(path) / "adapter_config.json").read_text())
@@ -285,7 +285,11 @@ def load_initial_adapter(peft_model: Any, path: Path, config: Any) -> None:
         have = sorted(saved_config.get(key) or []) if key == "target_modules" else saved_config.get(key)
         if have != wanted:
             raise ValueError(f"--init-adapter {path}: {key} is {have}, this run's is {wanted}")
-    state = load_file(str(Path(path) / "adapter_model.safetensors"))
+    saved = load_file(str(Path(path) / "adapter_model.safetensors"))
+    unknown = sorted(set(saved) - set(get_peft_model_state_dict(peft_model)))
+    if unknown:
+        raise ValueError(f"--init-adapter {path}: weights this run has no place for: {unknown[:3]}")
+    state = {**get_peft_model_state_dict(peft_model), **saved}  # what it lacks keeps its start value
     result = set_peft_model_state_dict(peft_model, state)
     if result.unexpected_keys:
         raise ValueError(f"--init-adapter {path}: weights this run has no place for: {result.unexpected_keys[:3]}")
