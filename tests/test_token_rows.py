@@ -10,7 +10,7 @@ import torch
 from memlora.models.loading import load_model, tiny_model
 from memlora.models.token_rows import (
     install_fast_token_rows,
-    tool_tag_token_ids,
+    format_token_ids,
     trainable_token_targets,
 )
 
@@ -20,7 +20,7 @@ def adapter_with_tag_rows(tie_embeddings: bool, seed: int = 3) -> tuple[object, 
     from peft import LoraConfig, get_peft_model
 
     tiny = tiny_model("qwen", tie_embeddings=tie_embeddings)
-    tags = tool_tag_token_ids(tiny.tokenizer)
+    tags = format_token_ids(tiny.tokenizer, "qwen")
     config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
                         trainable_token_indices=trainable_token_targets(tiny.model, tags))
     torch.manual_seed(seed)
@@ -32,9 +32,10 @@ def adapter_with_tag_rows(tie_embeddings: bool, seed: int = 3) -> tuple[object, 
     return peft_model.eval(), tags
 
 
-def test_the_tags_are_single_tokens_only_where_the_vocabulary_has_them() -> None:
-    assert len(tool_tag_token_ids(tiny_model("qwen").tokenizer)) == 2
-    assert tool_tag_token_ids(tiny_model("gemma").tokenizer) == []
+def test_format_tokens_are_the_single_token_tags_and_the_end_of_turn() -> None:
+    qwen, gemma = tiny_model("qwen").tokenizer, tiny_model("gemma").tokenizer
+    assert format_token_ids(qwen, "qwen") == qwen.convert_tokens_to_ids(["<tool_call>", "</tool_call>", "<|im_end|>"])
+    assert format_token_ids(gemma, "gemma") == [gemma.convert_tokens_to_ids("<end_of_turn>")]  # tags are text
 
 
 def test_targets_name_the_output_head_only_when_it_is_untied() -> None:

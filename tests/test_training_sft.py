@@ -158,14 +158,14 @@ def test_rows_are_checked_against_a_given_prefix(tiny: Any) -> None:
         tokenize_rows(tiny.tokenizer, [odd], frozen_prefix=True, prefix=prefix)
 
 
-def test_tool_tag_rows_are_trained_saved_and_carried_on_by_init_adapter(tmp_path: Path) -> None:
+def test_format_token_rows_are_trained_saved_and_carried_on_by_init_adapter(tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
     untied = tiny_model("qwen", seed=3, tie_embeddings=False)  # like the converted bundled Qwen
     model_dir = tmp_path / "tiny-model"
     untied.model.save_pretrained(model_dir)
     untied.tokenizer.save_pretrained(model_dir)
-    tags = [untied.tokenizer.convert_tokens_to_ids(t) for t in ("<tool_call>", "</tool_call>")]
+    tags = [untied.tokenizer.convert_tokens_to_ids(t) for t in ("<tool_call>", "</tool_call>", "<|im_end|>")]
     data = tmp_path / "data"
     write_rows(data, {"train": [session_row()] * 4})
     first = train_sft(SftSettings(data=data, out=tmp_path / "first", model=str(model_dir),

@@ -1,4 +1,4 @@
-"""Embedding and output-head rows that an adapter trains for a few single tokens.
+"""Embedding and output-head rows that an adapter trains for the special tokens it writes.
 
 Why adapters need them: in the bundled Qwen weights `<tool_call>` and `</tool_call>` are
 untrained special tokens whose rows are identical, in the embedding and in the output head
@@ -24,15 +24,24 @@ from torch import nn
 TOOL_CALL_TAGS = ("<tool_call>", "</tool_call>")
 
 
-def tool_tag_token_ids(tokenizer: Any) -> list[int]:
-    """Ids of the tool-call tags where the vocabulary has each as one token (Qwen); else none (Gemma)."""
-    ids = []
-    for tag in TOOL_CALL_TAGS:
-        pieces = tokenizer(tag, add_special_tokens=False)["input_ids"]
-        if len(pieces) != 1:
-            return []
-        ids.append(pieces[0])
-    return ids
+def format_token_ids(tokenizer: Any, family: str) -> list[int]:
+    """The special tokens the model itself writes in memlora's chat format, each a single token.
+
+    The tool-call tags where the vocabulary has them as single tokens (Qwen; in memlora's Gemma
+    format they are plain text), and the end-of-turn token: in the Gemma 3 base model
+    `<end_of_turn>` is as untrained as Qwen's tags (its row is 0.995 cosine-similar to unused
+    tokens and rare words), so without its own row an adapter never ends a turn.
+    """
+    from memlora.agent.protocol import END_OF_TURN
+
+    def single(text: str) -> int | None:
+        pieces = tokenizer(text, add_special_tokens=False)["input_ids"]
+        return pieces[0] if len(pieces) == 1 else None
+
+    tags = [single(tag) for tag in TOOL_CALL_TAGS]
+    ids = [t for t in tags if t is not None] if all(t is not None for t in tags) else []
+    end = single(END_OF_TURN[family])
+    return ids + ([end] if end is not None else [])
 
 
 def trainable_token_targets(model: Any, token_ids: list[int]) -> dict[str, list[int]]:

@@ -41,8 +41,8 @@ def train() -> None:
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in OUT/checkpoints.")
 @click.option("--init-adapter", type=click.Path(path_type=Path, file_okay=False, exists=True), default=None,
               help="Start from this adapter's weights (same LoRA shape) instead of a fresh LoRA.")
-@click.option("--tool-tag-rows/--no-tool-tag-rows", default=True, show_default=True,
-              help="Train the adapter's own embedding and output rows for single-token <tool_call> tags.")
+@click.option("--format-token-rows/--no-format-token-rows", default=True, show_default=True,
+              help="Train the adapter's own embedding and output rows for the tool-call tags and end-of-turn token.")
 @click.option("--frozen-prefix/--full-prefix", default=True, show_default=True,
               help="Keep the shared system prompt + tool block as a frozen base-model KV cache (fast).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
@@ -52,14 +52,14 @@ def sft(
     target_modules: str, mlp: bool, learning_rate: float, epochs: float, max_steps: int,
     batch_size: int, grad_accum: int, max_length: int, max_train_rows: int | None,
     max_eval_rows: int, eval_every: int, save_every: int, patience: int, seed: int,
-    resume: bool, init_adapter: Path | None, tool_tag_rows: bool, frozen_prefix: bool, threads: int | None, device: str | None,
+    resume: bool, init_adapter: Path | None, format_token_rows: bool, frozen_prefix: bool, threads: int | None, device: str | None,
 ) -> None:
     """Supervised LoRA fine-tuning on generated memory conversations."""
     settings = SftSettings(
         data=data, out=out, model=model,
         lora=LoraSettings(r=lora_r, alpha=lora_alpha, dropout=lora_dropout,
                           target_modules=tuple(m.strip() for m in target_modules.split(",") if m.strip()),
-                          include_mlp=mlp, train_tool_tags=tool_tag_rows),
+                          include_mlp=mlp, train_format_tokens=format_token_rows),
         learning_rate=learning_rate, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
         grad_accum=grad_accum, max_length=max_length, max_train_rows=max_train_rows,
         max_eval_rows=max_eval_rows, eval_every=eval_every, save_every=save_every,

@@ -28,8 +28,9 @@ class LoraSettings:
     dropout: float = 0.05
     target_modules: tuple[str, ...] = ATTENTION_MODULES
     include_mlp: bool = False
-    # own embedding and output-head rows for single-token tool-call tags (memlora.models.token_rows)
-    train_tool_tags: bool = True
+    # own embedding and output-head rows for the special tokens the model writes: tool-call
+    # tags, end of turn (memlora.models.token_rows)
+    train_format_tokens: bool = True
 
     def modules(self) -> list[str]:
         return list(self.target_modules) + (list(MLP_MODULES) if self.include_mlp else [])
@@ -218,10 +219,10 @@ def train_sft(settings: SftSettings) -> Path:
         activation_checkpointing=False,
         disable_tqdm=False,
     )
-    from memlora.models.token_rows import tool_tag_token_ids, trainable_token_targets
+    from memlora.models.token_rows import format_token_ids, trainable_token_targets
 
-    token_rows = (trainable_token_targets(model, tool_tag_token_ids(tokenizer))
-                  if settings.lora.train_tool_tags else {})
+    token_rows = (trainable_token_targets(model, format_token_ids(tokenizer, model_family(model)))
+                  if settings.lora.train_format_tokens else {})
     peft_config = LoraConfig(
         r=settings.lora.r,
         lora_alpha=settings.lora.alpha,
