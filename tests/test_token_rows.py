@@ -20,7 +20,7 @@ def adapter_with_tag_rows(tie_embeddings: bool, seed: int = 3) -> tuple[object, 
     from peft import LoraConfig, get_peft_model
 
     tiny = tiny_model("qwen", tie_embeddings=tie_embeddings)
-    tags = format_token_ids(tiny.tokenizer, "qwen")
+    tags = format_token_ids(tiny.tokenizer, "<|im_end|>")
     config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
                         trainable_token_indices=trainable_token_targets(tiny.model, tags))
     torch.manual_seed(seed)
@@ -34,8 +34,8 @@ def adapter_with_tag_rows(tie_embeddings: bool, seed: int = 3) -> tuple[object, 
 
 def test_format_tokens_are_the_single_token_tags_and_the_end_of_turn() -> None:
     qwen, gemma = tiny_model("qwen").tokenizer, tiny_model("gemma").tokenizer
-    assert format_token_ids(qwen, "qwen") == qwen.convert_tokens_to_ids(["<tool_call>", "</tool_call>", "<|im_end|>"])
-    assert format_token_ids(gemma, "gemma") == [gemma.convert_tokens_to_ids("<end_of_turn>")]  # tags are text
+    assert format_token_ids(qwen, "<|im_end|>") == qwen.convert_tokens_to_ids(["<tool_call>", "</tool_call>", "<|im_end|>"])
+    assert format_token_ids(gemma, "<end_of_turn>") == [gemma.convert_tokens_to_ids("<end_of_turn>")]  # tags are text
 
 
 def test_targets_name_the_output_head_only_when_it_is_untied() -> None:

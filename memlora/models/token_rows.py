@@ -24,7 +24,7 @@ from torch import nn
 TOOL_CALL_TAGS = ("<tool_call>", "</tool_call>")
 
 
-def format_token_ids(tokenizer: Any, family: str) -> list[int]:
+def format_token_ids(tokenizer: Any, end_of_turn: str) -> list[int]:
     """The special tokens the model itself writes in memlora's chat format, each a single token.
 
     The tool-call tags where the vocabulary has them as single tokens (Qwen; in memlora's Gemma
@@ -32,15 +32,13 @@ def format_token_ids(tokenizer: Any, family: str) -> list[int]:
     `<end_of_turn>` is as untrained as Qwen's tags (its row is 0.995 cosine-similar to unused
     tokens and rare words), so without its own row an adapter never ends a turn.
     """
-    from memlora.agent.protocol import END_OF_TURN
-
     def single(text: str) -> int | None:
         pieces = tokenizer(text, add_special_tokens=False)["input_ids"]
         return pieces[0] if len(pieces) == 1 else None
 
     tags = [single(tag) for tag in TOOL_CALL_TAGS]
     ids = [t for t in tags if t is not None] if all(t is not None for t in tags) else []
-    end = single(END_OF_TURN[family])
+    end = single(end_of_turn)
     return ids + ([end] if end is not None else [])
 
 

@@ -219,9 +219,11 @@ def train_sft(settings: SftSettings) -> Path:
         activation_checkpointing=False,
         disable_tqdm=False,
     )
+    from memlora.agent.protocol import END_OF_TURN
     from memlora.models.token_rows import format_token_ids, trainable_token_targets
 
-    token_rows = (trainable_token_targets(model, format_token_ids(tokenizer, model_family(model)))
+    end_of_turn = END_OF_TURN[model_family(model)]
+    token_rows = (trainable_token_targets(model, format_token_ids(tokenizer, end_of_turn))
                   if settings.lora.train_format_tokens else {})
     peft_config = LoraConfig(
         r=settings.lora.r,
