@@ -53,7 +53,7 @@ def test_packed_linear_matches_linear() -> None:
     layer = nn.Linear(64, 96, bias=True, dtype=torch.bfloat16)
     for shape in [(1, 64), (1, 1, 64), (3, 5, 64)]:
         x = torch.randn(*shape, dtype=torch.bfloat16)
-        torch.testing.assert_close(PackedLinear(layer)(x), layer(x))
+        torch.testing.assert_close(PackedLinear.of(layer)(x), layer(x))
 
 
 def test_growing_cache_keeps_what_dynamic_cache_keeps() -> None:

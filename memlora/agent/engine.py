@@ -91,14 +91,19 @@ def lookup_draft(tokens: list[int], limit: int, longest: int = 3, shortest: int 
         return []
     for n in range(min(longest, len(tokens)), shortest - 1, -1):
         tail = tokens[-n:]
-        first = tail[0]
-        for start in range(len(tokens) - n - 1, -1, -1):
-            if tokens[start] == first and tokens[start : start + n] == tail:
-                return tokens[start + n : start + n + limit]
-        if corpus:
-            for start in range(len(corpus) - n - 1, -1, -1):
-                if corpus[start] == first and corpus[start : start + n] == tail:
-                    return corpus[start + n : start + n + limit]
+        found = _continuation(tokens, tail, limit) or _continuation(corpus or [], tail, limit)
+        if found:
+            return found
+    return []
+
+
+def _continuation(source: list[int], tail: list[int], limit: int) -> list[int]:
+    """Up to `limit` tokens after the latest occurrence of `tail` in `source` that some token
+    follows (so the sequence's own last n tokens are never a match for themselves)."""
+    n, first = len(tail), tail[0]
+    for start in range(len(source) - n - 1, -1, -1):
+        if source[start] == first and source[start : start + n] == tail:
+            return source[start + n : start + n + limit]
     return []
 
 
@@ -385,8 +390,9 @@ class GenerationEngine:
         Tool calls copy names and values from the conversation, so the tokens that followed the
         latest occurrence of the last few tokens are a good guess for what comes next; where the
         conversation has none, the engine's draft corpus (example calls with every argument
-        key) supplies the JSON between the values. The guess is checked in the same forward pass as the next token (one weight read for
-        several tokens); the longest agreeing run is kept and the rest of the cache dropped.
+        key) supplies the JSON between the values. The guess is checked in the same forward
+        pass as the next token (one weight read for several tokens); the longest agreeing run
+        is kept and the rest of the cache dropped.
         The output is what plain greedy decoding gives, up to bf16 rounding in near ties.
         """
         context = list(row.prompt_ids)

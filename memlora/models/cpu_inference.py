@@ -112,9 +112,13 @@ class PackedLinear:
     stays in place (PEFT adapters read it), the packed copy is what the matmul uses. A plain
     object, not a Module, so that assigning it to `forward` shadows the class method."""
 
-    def __init__(self, linear: nn.Linear):
-        self.packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), 1)
-        self.bias = linear.bias.detach() if linear.bias is not None else None
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None):
+        self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), 1)
+        self.bias = bias.detach() if bias is not None else None
+
+    @classmethod
+    def of(cls, linear: nn.Linear) -> "PackedLinear":
+        return cls(linear.weight, linear.bias)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
@@ -125,7 +129,7 @@ def pack_linear_weights(model: nn.Module) -> int:
     count = 0
     for module in model.modules():
         if type(module) is nn.Linear and module.weight.dtype == torch.bfloat16 and module.weight.device.type == "cpu":
-            module.forward = PackedLinear(module)  # type: ignore[method-assign]
+            module.forward = PackedLinear.of(module)  # type: ignore[method-assign]
             count += 1
     return count
 
@@ -146,19 +150,14 @@ class MergedLoraLinear:
         self.layer = layer
         self.peft_forward = type(layer).forward.__get__(layer)
         self.base = layer.base_layer  # packed itself by pack_linear_weights
-        weight = self.base.weight.detach()
-        bias = self.base.bias.detach() if self.base.bias is not None else None
+        weight = self.base.weight.detach().float()
         self.merged: dict[str, PackedLinear] = {}
         for name in layer.lora_A.keys():
             if (name in getattr(layer, "lora_variant", {}) or getattr(layer, "use_dora", {}).get(name)
                     or getattr(layer, "lora_bias", {}).get(name)):
                 continue  # merged like plain LoRA would be wrong: PEFT's forward handles these
-            delta = layer.get_delta_weight(name).float()
-            merged = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, dtype=torch.bfloat16)
-            merged.weight.data = (weight.float() + delta).to(torch.bfloat16)
-            if bias is not None:
-                merged.bias.data = bias.clone()
-            self.merged[name] = PackedLinear(merged)
+            merged = (weight + layer.get_delta_weight(name).float()).to(torch.bfloat16)
+            self.merged[name] = PackedLinear(merged, self.base.bias)
 
     def __call__(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         layer = self.layer
@@ -193,7 +192,7 @@ def mkldnn_bf16_available() -> bool:
     try:
         layer = nn.Linear(32, 32, dtype=torch.bfloat16)
         x = torch.ones(1, 32, dtype=torch.bfloat16)
-        return bool(torch.allclose(PackedLinear(layer)(x), layer(x)))
+        return bool(torch.allclose(PackedLinear.of(layer)(x), layer(x)))
     except (RuntimeError, AttributeError):
         return False
 

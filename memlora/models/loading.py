@@ -192,7 +192,7 @@ def attach_adapters(model: Any, adapters: dict[str, str | Path]) -> Any:
     peft_model.eval()
     from memlora.models.token_rows import install_fast_token_rows
 
-    install_fast_token_rows(peft_model)  # adapters with their own tool-tag rows
+    install_fast_token_rows(peft_model)  # adapters with their own format-token rows
     return peft_model
 
 

@@ -46,8 +46,7 @@ def trainable_token_targets(model: Any, token_ids: list[int]) -> dict[str, list[
     """PEFT's `trainable_token_indices`: the input embedding, and the output head when it is untied."""
     if not token_ids:
         return {}
-    modules = dict(model.named_modules())
-    names = {module: name for name, module in modules.items()}
+    names = {module: name for name, module in model.named_modules()}
     targets = {names[model.get_input_embeddings()].rsplit(".", 1)[-1]: list(token_ids)}
     if not getattr(model.config, "tie_word_embeddings", False):
         targets[names[model.get_output_embeddings()].rsplit(".", 1)[-1]] = list(token_ids)
@@ -59,6 +58,7 @@ class FastTokenRows:
 
     def __init__(self, layer: nn.Module):
         self.layer = layer
+        self.index: dict[str, torch.Tensor] = {}  # per adapter, its token ids as a tensor, made once
 
     def __call__(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         layer = self.layer
@@ -68,7 +68,9 @@ class FastTokenRows:
         for name in layer.active_adapters:
             if name not in layer.token_indices:
                 continue
-            index = torch.tensor(layer.token_indices[name], device=result.device)
+            index = self.index.get(name)
+            if index is None:
+                index = self.index[name] = torch.tensor(layer.token_indices[name], device=result.device)
             rows = layer.trainable_tokens_delta[name]
             base = layer.base_layer
             if isinstance(base, nn.Embedding):
