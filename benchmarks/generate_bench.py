@@ -44,10 +44,11 @@ def prompts_for(loaded: Any, tools: list[dict[str, Any]], count: int) -> list[st
 
 
 def memory_bandwidth_gbs() -> dict[str, float]:
-    """Read bandwidth (summing 1 GiB of bf16) and copy bandwidth (512 MiB, read + write counted).
+    """Read bandwidth (summing 1 GiB of fp32) and copy bandwidth (512 MiB, read + write counted).
 
-    Decoding one token reads every weight once, so the read figure is the ceiling for decode."""
-    source = torch.ones(512 * 1024 * 1024, dtype=torch.bfloat16)
+    Decoding one token reads every weight once, so the read figure is the ceiling for decode.
+    fp32, because summing bf16 is compute-bound on CPUs without bf16 instructions."""
+    source = torch.ones(256 * 1024 * 1024, dtype=torch.float32)
     target = torch.empty(256 * 1024 * 1024, dtype=torch.int16)
     half = source.view(torch.int16)[: target.numel()]
 
@@ -60,7 +61,7 @@ def memory_bandwidth_gbs() -> dict[str, float]:
             times.append(time.perf_counter() - start)
         return min(times)
 
-    read = source.numel() * 2 / best_of(source.sum) / 1e9
+    read = source.numel() * 4 / best_of(source.sum) / 1e9
     copy = 2 * target.numel() * 2 / best_of(lambda: target.copy_(half)) / 1e9
     return {"read": read, "copy": copy}
 
@@ -69,10 +70,11 @@ def bytes_per_step(model: Any, context: int, batch: int) -> dict[str, float]:
     """Bytes a decode step reads: every weight except the embedding table, plus the KV cache."""
     config = model.config
     weights = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if "embed_tokens" not in n)
+    embedding = model.get_input_embeddings().weight
     if config.tie_word_embeddings:
-        weights += model.get_input_embeddings().weight.numel() * 2
+        weights += embedding.numel() * embedding.element_size()
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    kv = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * 2 * context * batch
+    kv = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * embedding.element_size() * context * batch
     return {"weights": weights, "kv_cache": kv, "total": weights + kv}
 
 
@@ -141,6 +143,7 @@ def main() -> None:
     parser.add_argument("--batches", default="1,8,32")
     parser.add_argument("--turns", type=int, default=5)
     parser.add_argument("--skip-hf", action="store_true")
+    parser.add_argument("--dtype", default=None, help="auto, bf16 or fp32 (default: $MEMLORA_DTYPE, else auto)")
     parser.add_argument("--adapter", default="none",
                         help="adapter folder, 'default' for the shipped one, or 'none' (the base model)")
     args = parser.parse_args()
@@ -151,16 +154,18 @@ def main() -> None:
 
     adapter_path = choose_adapter(args.model, None if args.adapter == "default" else args.adapter)
     adapter = adapter_name(adapter_path) if adapter_path else None
-    loaded = load_model(args.model, adapters=adapter_path)
+    loaded = load_model(args.model, adapters=adapter_path, dtype=args.dtype)
     load_s = time.perf_counter() - start
     # the stock model gets the same adapter through plain PEFT (active by default)
-    stock = None if args.skip_hf else load_model(args.model, adapters=adapter_path, cpu_speedups=False)
+    stock = None if args.skip_hf else load_model(args.model, adapters=adapter_path, dtype=args.dtype,
+                                                   cpu_speedups=False)
     tools = model_tools()
     engine = build_engine(loaded)
     engine.generate_many(prompts_for(loaded, tools, 1), SamplingParams(max_new_tokens=2), adapter=adapter)  # warm up
 
     report: dict[str, Any] = {
         "model": args.model, "adapter": adapter_path, "threads": args.threads, "torch": torch.__version__,
+        "dtype": str(loaded.model.dtype),
         "machine": platform.processor() or platform.machine(), "date": time.strftime("%Y-%m-%d"),
         "load_s": load_s, "prefix_tokens": len(engine.prefix_ids), "engine": [], "hf_generate": [],
     }

@@ -7,8 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from memlora.models import loading
 from memlora.models.loading import (
     BUNDLED,
+    DTYPE_VARIABLE,
+    choose_dtype,
     load_model,
     model_family,
     normalise_adapters,
@@ -45,10 +48,15 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return paths
 
 
-def test_local_folder_loads_in_bf16(saved: dict[str, Path]) -> None:
+def test_local_folder_loads_in_the_chosen_dtype(saved: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(DTYPE_VARIABLE, raising=False)
+    assert next(load_model(str(saved["base"]), device="cpu", dtype="bf16").model.parameters()).dtype == torch.bfloat16
+    monkeypatch.setenv(DTYPE_VARIABLE, "fp32")
+    assert next(load_model(str(saved["base"]), device="cpu").model.parameters()).dtype == torch.float32
+    monkeypatch.delenv(DTYPE_VARIABLE)
     loaded = load_model(str(saved["base"]), device="cpu")
     assert loaded.family == "qwen" == model_family(loaded.model)
-    assert next(loaded.model.parameters()).dtype == torch.bfloat16
+    assert next(loaded.model.parameters()).dtype == choose_dtype(torch.device("cpu"))
     assert loaded.adapters == []
     with loaded.adapter("none") as model:
         assert model is loaded.model
@@ -81,3 +89,29 @@ def test_adapter_folders_with_dots_get_valid_names() -> None:
     from memlora.models.loading import adapter_name
 
     assert adapter_name("adapters/qwen2.5-coder-0.5b-memory") == "qwen2_5-coder-0_5b-memory"
+
+
+def test_auto_dtype_is_bf16_only_where_the_hardware_multiplies_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(DTYPE_VARIABLE, raising=False)
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(loading, "cpu_flags", lambda: {"avx2", "fma", "avx512f"})  # AVX-512 alone is not enough
+    assert choose_dtype(cpu) == torch.float32
+    assert choose_dtype(gpu) == torch.bfloat16
+    for flag in ("avx512_bf16", "amx_bf16", "bf16"):  # Zen 4, Sapphire Rapids, Arm v8.6
+        monkeypatch.setattr(loading, "cpu_flags", lambda flag=flag: {"avx2", flag})
+        assert choose_dtype(cpu) == torch.bfloat16
+    # an explicit choice wins over the environment, the environment over auto
+    monkeypatch.setenv(DTYPE_VARIABLE, "FP32")
+    assert choose_dtype(cpu) == torch.float32
+    assert choose_dtype(cpu, "bf16") == torch.bfloat16
+    monkeypatch.setenv(DTYPE_VARIABLE, "float16")
+    with pytest.raises(ValueError, match=r"\$MEMLORA_DTYPE='float16': expected auto, bf16 or fp32"):
+        choose_dtype(cpu)
+    with pytest.raises(ValueError, match=r"--dtype='half'"):
+        choose_dtype(cpu, "half")
+
+
+def test_cpu_flags_read_the_flags_line() -> None:
+    flags = loading.cpu_flags()
+    if Path("/proc/cpuinfo").exists():
+        assert "fpu" in flags or "fp" in flags  # x86 or Arm: basic floating point is always listed

@@ -58,11 +58,8 @@ def eval_command(
             adapter = choose_adapter(model, adapter)
         except FileNotFoundError as error:
             raise click.BadParameter(str(error), param_hint="--adapter") from error
-    config = RunConfig(
-        episodes=str(episodes_path), episodes_sha256=sha256_file(episodes_path),
-        model=None if oracle else model, adapter=adapter, server=server, oracle=oracle,
-    )
     player: Any
+    dtype = None
     if oracle:
         player = OraclePlayer()
     else:
@@ -71,11 +68,16 @@ def eval_command(
         from memlora.models.loading import adapter_name, load_model
 
         loaded = load_model(model, adapters=adapter, device=device)
+        dtype = str(next(loaded.model.parameters()).dtype).removeprefix("torch.")
         engine = build_engine(loaded, max_batch=max(1, concurrency))
         player = AgentPlayer(
             engine, adapter=adapter_name(adapter) if adapter else None,
             params=SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0), max_steps=max_steps,
         )
+    config = RunConfig(
+        episodes=str(episodes_path), episodes_sha256=sha256_file(episodes_path),
+        model=None if oracle else model, adapter=adapter, server=server, oracle=oracle, dtype=dtype,
+    )
     out = Path(out_dir)
     try:
         records = asyncio.run(

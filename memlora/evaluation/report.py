@@ -82,6 +82,8 @@ def render_markdown(config: dict[str, Any], summary: dict[str, Any], details: Se
     who = "oracle (reference calls replayed)" if config.get("oracle") else f"model `{config.get('model')}`"
     if config.get("adapter"):
         who += f", adapter `{config['adapter']}`"
+    if config.get("dtype"):
+        who += f", {config['dtype']}"
     lines = [
         f"# Evaluation: {who}",
         "",

@@ -280,6 +280,7 @@ class RunConfig:
     adapter: str | None
     server: str | None
     oracle: bool
+    dtype: str | None = None  # the model's weight dtype: recorded, not checked on resume
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -124,6 +124,18 @@ class PackedLinear:
         return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
 
 
+class PlainLinear:
+    """A fixed weight through the ordinary matmul: for fp32, where oneDNN's packed kernel was
+    slower than the plain one on a matrix-vector product (docs/benchmarks.md)."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None):
+        self.weight = weight.detach()
+        self.bias = bias.detach() if bias is not None else None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(x, self.weight, self.bias)
+
+
 def pack_linear_weights(model: nn.Module) -> int:
     """Routes every bf16 `nn.Linear` of the model through a packed copy of its weight."""
     count = 0
@@ -139,25 +151,26 @@ class MergedLoraLinear:
 
     PEFT computes a LoRA layer as base matmul + dropout + cast + two small matmuls + scale + add:
     at batch 1 those extra operators cost more than the weight reads they add (96 adapted
-    layers in the 0.5B model). Here each adapter gets a packed copy of W + scaling * B @ A
-    (for attention-only LoRA on the 0.5B: 88 MB per adapter), and the base model keeps its own,
-    so switching adapters per call still works. The merged weight is rounded to bf16 once, so
-    logits differ from PEFT's in the last bits. Anything unusual (several adapters active at
+    layers in the 0.5B model). Here each adapter gets its own copy of W + scaling * B @ A
+    (packed for bf16; for attention-only LoRA on the 0.5B: 88 MB per adapter in bf16, twice
+    that in fp32), and the base model keeps its own, so switching adapters per call still
+    works. The merged weight is rounded to the model's dtype once, so logits differ from
+    PEFT's in the last bits. Anything unusual (several adapters active at
     once, DoRA and other variants, per-row adapter names) goes to PEFT's own forward.
     """
 
-    def __init__(self, layer: nn.Module):
+    def __init__(self, layer: nn.Module, kernel: type[PackedLinear] | type[PlainLinear]):
         self.layer = layer
         self.peft_forward = type(layer).forward.__get__(layer)
         self.base = layer.base_layer  # packed itself by pack_linear_weights
         weight = self.base.weight.detach().float()
-        self.merged: dict[str, PackedLinear] = {}
+        self.merged: dict[str, PackedLinear | PlainLinear] = {}
         for name in layer.lora_A.keys():
             if (name in getattr(layer, "lora_variant", {}) or getattr(layer, "use_dora", {}).get(name)
                     or getattr(layer, "lora_bias", {}).get(name)):
                 continue  # merged like plain LoRA would be wrong: PEFT's forward handles these
-            merged = (weight + layer.get_delta_weight(name).float()).to(torch.bfloat16)
-            self.merged[name] = PackedLinear(merged, self.base.bias)
+            merged = (weight + layer.get_delta_weight(name).float()).to(self.base.weight.dtype)
+            self.merged[name] = kernel(merged, self.base.bias)
 
     def __call__(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         layer = self.layer
@@ -173,18 +186,20 @@ class MergedLoraLinear:
         return self.peft_forward(x)
 
 
-def merge_lora_layers(model: nn.Module) -> int:
-    """Routes every bf16 PEFT LoRA Linear through MergedLoraLinear; returns how many."""
+def merge_lora_layers(model: nn.Module, kernels: dict[torch.dtype, type[PackedLinear] | type[PlainLinear]]) -> int:
+    """Routes every PEFT LoRA Linear whose weight dtype has a kernel in `kernels` through
+    MergedLoraLinear; returns how many."""
     try:
         from peft.tuners.lora.layer import Linear as LoraLinear
     except ImportError:
         return 0
     count = 0
     for module in model.modules():
-        if (isinstance(module, LoraLinear) and type(module.base_layer) is nn.Linear
-                and module.base_layer.weight.dtype == torch.bfloat16):
-            module.forward = MergedLoraLinear(module)  # type: ignore[method-assign]
-            count += 1
+        if isinstance(module, LoraLinear) and type(module.base_layer) is nn.Linear:
+            kernel = kernels.get(module.base_layer.weight.dtype)
+            if kernel is not None:
+                module.forward = MergedLoraLinear(module, kernel)  # type: ignore[method-assign]
+                count += 1
     return count
 
 
@@ -205,9 +220,11 @@ def prepare_for_cpu_inference(model: Any) -> dict[str, Any]:
     register_attention()
     model.set_attn_implementation(ATTENTION_NAME)
     done["attention"] = ATTENTION_NAME
-    if mkldnn_bf16_available():
+    kernels: dict[torch.dtype, type[PackedLinear] | type[PlainLinear]] = {torch.float32: PlainLinear}
+    if mkldnn_bf16_available():  # needs AVX-512 or AVX-NE-CONVERT; plain bf16 matmuls otherwise
         done["packed_linear"] = pack_linear_weights(model)
-        done["merged_lora"] = merge_lora_layers(model)
+        kernels[torch.bfloat16] = PackedLinear
+    done["merged_lora"] = merge_lora_layers(model, kernels)
     return done
 
 

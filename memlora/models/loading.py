@@ -146,6 +146,48 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp32": torch.float32}
+DTYPE_VARIABLE = "MEMLORA_DTYPE"  # auto (default), bf16 or fp32
+# /proc/cpuinfo flags of CPUs that multiply bf16 in hardware: x86 AVX-512 BF16 and AMX, Arm BF16
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def cpu_flags() -> set[str]:
+    """The CPU feature flags Linux reports (empty elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return set()
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags.update(value.split())
+    return flags
+
+
+def choose_dtype(device: torch.device, requested: str | torch.dtype | None = None) -> torch.dtype:
+    """The weight dtype for `device`: `requested`, else $MEMLORA_DTYPE, else "auto".
+
+    "auto" is bf16 on a GPU and on a CPU that multiplies bf16 in hardware, fp32 on any other
+    CPU. Without those instructions (AVX2-only laptops and servers) bf16 matrix products are
+    emulated: on such a machine a bf16 GEMM measured 6x slower than fp32 (docs/benchmarks.md).
+    """
+    if isinstance(requested, torch.dtype):
+        return requested
+    name = (requested or os.environ.get(DTYPE_VARIABLE) or "auto").strip().lower()
+    if name in DTYPES:
+        return DTYPES[name]
+    if name != "auto":
+        source = "--dtype" if requested else f"${DTYPE_VARIABLE}"
+        raise ValueError(f"{source}={name!r}: expected auto, bf16 or fp32")
+    if device.type == "cuda":
+        return torch.bfloat16
+    if device.type == "cpu" and cpu_flags() & NATIVE_BF16_FLAGS:
+        return torch.bfloat16
+    return torch.float32
+
+
 @dataclass
 class LoadedModel:
     """A base model with zero or more named LoRA adapters; `adapter(name)` picks one per call."""
@@ -233,10 +275,13 @@ def load_model(
     name_or_path: str = DEFAULT_MODEL,
     adapters: Any = None,
     device: str | None = None,
-    dtype: torch.dtype = torch.bfloat16,
+    dtype: str | torch.dtype | None = None,
     cpu_speedups: bool = True,
 ) -> LoadedModel:
-    """Loads a model for inference: bf16, on the GPU when there is one, adapters attached.
+    """Loads a model for inference, on the GPU when there is one, adapters attached.
+
+    `dtype` is a torch dtype, "auto", "bf16" or "fp32" (see `choose_dtype`); None reads
+    $MEMLORA_DTYPE.
 
     On the CPU the model also gets memlora's decode speedups (memlora.models.cpu_inference);
     `cpu_speedups=False` keeps stock transformers, for benchmarks that compare against it.
@@ -246,7 +291,7 @@ def load_model(
     source = resolve_model(name_or_path)
     target = pick_device(device)
     tokenizer = AutoTokenizer.from_pretrained(str(source))
-    model = AutoModelForCausalLM.from_pretrained(str(source), dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(str(source), dtype=choose_dtype(target, dtype))
     model.to(target).eval()
     family = model_family(model)
     from memlora.agent.protocol import install_chat_template

@@ -47,12 +47,16 @@ def train() -> None:
               help="Keep the shared system prompt + tool block as a frozen base-model KV cache (fast).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: GPU if there is one).")
+@click.option("--dtype", type=click.Choice(["auto", "bf16", "fp32"]), default=None,
+              help="Weight dtype. Default: $MEMLORA_DTYPE, else auto (bf16 on GPUs and on CPUs with bf16 "
+                   "instructions, fp32 on other CPUs).")
 def sft(
     data: Path, model: str, out: Path, lora_r: int, lora_alpha: int, lora_dropout: float,
     target_modules: str, mlp: bool, learning_rate: float, epochs: float, max_steps: int,
     batch_size: int, grad_accum: int, max_length: int, max_train_rows: int | None,
     max_eval_rows: int, eval_every: int, save_every: int, patience: int, seed: int,
     resume: bool, init_adapter: Path | None, format_token_rows: bool, frozen_prefix: bool, threads: int | None, device: str | None,
+    dtype: str | None,
 ) -> None:
     """Supervised LoRA fine-tuning on generated memory conversations."""
     settings = SftSettings(
@@ -65,7 +69,7 @@ def sft(
         max_eval_rows=max_eval_rows, eval_every=eval_every, save_every=save_every,
         early_stopping_patience=patience, seed=seed, resume=resume, init_adapter=init_adapter,
         frozen_prefix=frozen_prefix,
-        threads=threads, device=device,
+        threads=threads, device=device, dtype=dtype,
     )
     path = train_sft(settings)
     click.echo(f"adapter written to {path}")

@@ -60,6 +60,7 @@ class SftSettings:
     frozen_prefix: bool = True  # shared prefix as a frozen base-model KV cache (frozen_prefix_trainer)
     threads: int | None = None
     device: str | None = None
+    dtype: str | None = None  # auto, bf16, fp32; None: $MEMLORA_DTYPE, else auto (choose_dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,7 +165,7 @@ def train_sft(settings: SftSettings) -> Path:
     from trl import SFTConfig
 
     from memlora.agent.protocol import install_chat_template
-    from memlora.models.loading import model_family, pick_device, resolve_model
+    from memlora.models.loading import choose_dtype, model_family, pick_device, resolve_model
 
     if settings.threads:
         torch.set_num_threads(settings.threads)
@@ -174,7 +175,8 @@ def train_sft(settings: SftSettings) -> Path:
 
     model_path = resolve_model(settings.model)
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
-    model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=torch.bfloat16).to(device)
+    dtype = choose_dtype(device, settings.dtype)
+    model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=dtype).to(device)
     install_chat_template(tokenizer, model_family(model))
 
     train_path, validation_path = data_files(settings.data)
@@ -199,7 +201,7 @@ def train_sft(settings: SftSettings) -> Path:
         gradient_accumulation_steps=settings.grad_accum,
         max_length=settings.max_length,
         packing=False,
-        bf16=True,
+        bf16=dtype == torch.bfloat16,
         lr_scheduler_type="cosine",
         warmup_steps=max(1, int(settings.warmup_ratio * steps_per_epoch * settings.epochs)),
         logging_steps=1,
@@ -269,6 +271,7 @@ def train_sft(settings: SftSettings) -> Path:
         prefix_tokens=len(prefix),
         global_step=trainer.state.global_step,
         best_eval_loss=trainer.state.best_metric,
+        dtype=dtype,
     )
     return out
 
@@ -441,6 +444,7 @@ def write_card(out: Path, *, settings: SftSettings, train_path: Path, **facts: A
                 "wall_seconds": round(seconds, 1),
                 "tokens": facts["tokens"],
                 "frozen_prefix_tokens": facts["prefix_tokens"],
+                "dtype": str(facts["dtype"]).removeprefix("torch."),
                 "tokens_per_second": round(facts["tokens"] / seconds, 1) if seconds else None,
                 "best_eval_loss": facts["best_eval_loss"],
             },
