@@ -122,23 +122,55 @@ def test_line_that_is_not_an_object() -> None:
     assert problem.startswith("line 2: schema violation at $")
 
 
-def test_duplicate_session_ids() -> None:
+def test_duplicate_session_ids_are_accepted_and_probes_follow_the_first() -> None:
+    repeated = variant()
+    repeated["sessions"].append(copy.deepcopy(repeated["sessions"][0]))
+    (episode,) = parse_episodes(lines(repeated))  # schema-valid: the spec says accept it
+    assert [s.id for s in episode.sessions] == ["s1", "s1"] and len(episode.probes) == 1
+    assert episode.session_index("s1") == 0
+    assert episode.notes == ("line 1: duplicate session id 's1' at $.sessions[1].id: "
+                             "probes naming it are asked after its first session",)
+
+
+def test_a_probe_after_an_unknown_session_is_set_aside_not_the_file() -> None:
     broken = variant()
-    broken["sessions"].append(copy.deepcopy(broken["sessions"][0]))
-    (problem,) = problems_of(lines(broken))
-    assert problem == "line 1: duplicate session id 's1' at $.sessions[1].id"
+    broken["probes"].insert(0, {"after": "s9", "question": "Where?", "answers": ["Lisbon"], "kind": "single"})
+    episodes = parse_episodes(lines(MINIMAL, variant(id="e2"), broken | {"id": "e3"}))
+    assert [e.id for e in episodes] == ["e1", "e2", "e3"]
+    third = episodes[2]
+    assert [(p.index, p.after) for p in third.probes] == [(1, "s1")]  # the index stays the file's
+    assert third.notes == ("line 3: probe $.probes[0].after names no session ('s9'): it is neither asked nor scored",)
 
 
-def test_probe_after_unknown_session() -> None:
-    broken = variant()
-    broken["probes"][0]["after"] = "s9"
-    (problem,) = problems_of(lines(MINIMAL, variant(id="e2"), broken | {"id": "e3"}))
-    assert problem == "line 3: probe $.probes[0].after names no session: 's9'"
+def test_duplicate_episode_ids_are_kept_apart() -> None:
+    episodes = parse_episodes(lines(MINIMAL, variant(), variant(id="e2")))
+    assert [e.id for e in episodes] == ["e1", "e1 (line 2)", "e2"]
+    assert episodes[1].raw["id"] == "e1" and episodes[1].line == 2
+    assert episodes[1].notes == ("line 2: episode id 'e1' is also on line 1: this one is reported as e1 (line 2)",)
+    assert episodes[0].notes == episodes[2].notes == ()
 
 
-def test_duplicate_episode_ids() -> None:
-    (problem,) = problems_of(lines(MINIMAL, MINIMAL))
-    assert problem == "line 2: duplicate episode id 'e1' (first on line 1)"
+def test_line_separators_inside_strings_do_not_split_lines(tmp_path: Path) -> None:
+    # JSON allows U+2028, U+2029 and U+0085 unescaped in strings; str.splitlines splits at them
+    odd = variant()
+    odd["sessions"][0]["turns"][0]["user"] = "first\u2028second\u2029third\u0085fourth\r"
+    text = "\r\n".join(json.dumps(e, ensure_ascii=False) for e in (odd, variant(id="e2"))) + "\r\n"
+    episodes = parse_episodes(text)
+    assert [e.id for e in episodes] == ["e1", "e2"]
+    assert episodes[0].sessions[0].turns[0].user == "first\u2028second\u2029third\u0085fourth\r"
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())  # a byte-order mark, as some editors write
+    assert [e.id for e in load_episodes(path)] == ["e1", "e2"]
+
+
+def test_text_that_is_not_utf8_is_reported_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.jsonl"
+    text = "\n".join(json.dumps(e, ensure_ascii=False) for e in (MINIMAL, variant(id="caf\u00e9")))
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(EpisodeFileError) as caught:
+        load_episodes(path)
+    (problem,) = [str(p) for p in caught.value.problems]
+    assert problem.startswith("line 2: not UTF-8 text: invalid continuation byte")
 
 
 def test_empty_file() -> None:

@@ -48,6 +48,9 @@ def eval_command(
         raise click.ClickException(str(error)) from error
     if limit is not None:
         episodes = episodes[:limit]
+    for episode in episodes:
+        for note in episode.notes:
+            click.echo(f"warning: {episodes_path}: {note}", err=True)
     if oracle and (model or adapter):
         raise click.UsageError("--oracle replays reference calls: it takes no --model or --adapter")
     if not oracle:

@@ -131,6 +131,9 @@ class Episode:
     probes: tuple[Probe, ...]
     line: int = 0
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # what the loader had to decide about a schema-valid episode the spec's prose cannot score
+    # as written (a duplicate id, a probe naming no session): shown as warnings and in reports
+    notes: tuple[str, ...] = ()
 
     def session_index(self, session_id: str) -> int:
         for i, session in enumerate(self.sessions):
@@ -193,18 +196,24 @@ def _explain(error: jsonschema.ValidationError) -> list[jsonschema.ValidationErr
     return [jsonschema.exceptions.best_match(error.context)]
 
 
-def _cross_reference_problems(data: dict[str, Any]) -> list[str]:
-    """What the schema cannot say: unique session ids and probes naming an existing session."""
-    problems = []
+def _cross_reference_notes(data: dict[str, Any]) -> list[str]:
+    """What the schema cannot say, and how the loader reads it rather than reject a valid file.
+
+    A session id used twice: probes naming it follow its first session. A probe whose `after`
+    names no session cannot be asked: it is set aside, neither asked nor scored.
+    """
+    notes = []
     seen: set[str] = set()
     for i, session in enumerate(data["sessions"]):
         if session["id"] in seen:
-            problems.append(f"duplicate session id {session['id']!r} at $.sessions[{i}].id")
+            notes.append(f"duplicate session id {session['id']!r} at $.sessions[{i}].id: "
+                         "probes naming it are asked after its first session")
         seen.add(session["id"])
     for i, probe in enumerate(data["probes"]):
         if probe["after"] not in seen:
-            problems.append(f"probe $.probes[{i}].after names no session: {probe['after']!r}")
-    return problems
+            notes.append(f"probe $.probes[{i}].after names no session ({probe['after']!r}): "
+                         "it is neither asked nor scored")
+    return notes
 
 
 def _fact(raw: dict[str, Any]) -> Fact:
@@ -226,11 +235,16 @@ def _turn(raw: dict[str, Any]) -> Turn:
     )
 
 
-def episode_from_dict(data: dict[str, Any], line: int = 0) -> Episode:
-    """Builds the typed episode; `data` must already be valid (see `validate_episode`)."""
+def episode_from_dict(data: dict[str, Any], line: int = 0, id: str | None = None,
+                      notes: tuple[str, ...] = ()) -> Episode:
+    """Builds the typed episode; `data` must already be valid (see `validate_episode`).
+
+    `id` replaces the file's id (a duplicate in the file); probes whose `after` names no
+    session are left out (their notes say so)."""
     user = data["user"]
+    session_ids = {s["id"] for s in data["sessions"]}
     return Episode(
-        id=data["id"],
+        id=data["id"] if id is None else id,
         user=UserInfo(name=user["name"], aliases=tuple(user.get("aliases", ()))),
         sessions=tuple(
             Session(
@@ -252,29 +266,31 @@ def episode_from_dict(data: dict[str, Any], line: int = 0) -> Episode:
                 kind=p["kind"],
             )
             for i, p in enumerate(data["probes"])
+            if p["after"] in session_ids
         ),
         line=line,
         raw=data,
+        notes=notes,
     )
 
 
 def validate_episode(data: Any) -> list[str]:
-    """Every reason this decoded JSON value is not a valid episode; empty when it is."""
-    problems = _schema_problems(data)
-    if problems:
-        return problems
-    return _cross_reference_problems(data)
+    """Every reason this decoded JSON value does not validate against the schema; empty when it does."""
+    return _schema_problems(data)
 
 
 def parse_episodes(text: str, path: str = "<string>") -> list[Episode]:
     """Parses JSON Lines text; raises EpisodeFileError listing every problem with its line.
 
-    Blank lines are skipped (a trailing newline is common); line numbers count them.
+    Every episode that validates against the schema is accepted, as the spec asks. Lines end
+    at "\\n" alone: JSON strings may hold U+2028 and other characters that str.splitlines
+    would split at. Blank lines are skipped; line numbers count them. An episode id already
+    used on an earlier line is kept apart as "ID (line N)", since results are keyed by id.
     """
     episodes: list[Episode] = []
     problems: list[EpisodeProblem] = []
     first_line_of_id: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -286,14 +302,16 @@ def parse_episodes(text: str, path: str = "<string>") -> list[Episode]:
         if reasons:
             problems.extend(EpisodeProblem(number, reason) for reason in reasons)
             continue
-        if data["id"] in first_line_of_id:
-            # Results are keyed by episode id (reports, resume), so ids must be unique in a file.
-            problems.append(
-                EpisodeProblem(number, f"duplicate episode id {data['id']!r} (first on line {first_line_of_id[data['id']]})")
-            )
-            continue
-        first_line_of_id[data["id"]] = number
-        episodes.append(episode_from_dict(data, line=number))
+        notes = _cross_reference_notes(data)
+        episode_id = data["id"]
+        if episode_id in first_line_of_id:
+            notes.insert(0, f"episode id {episode_id!r} is also on line {first_line_of_id[episode_id]}: "
+                            f"this one is reported as {episode_id} (line {number})")
+            episode_id = f"{episode_id} (line {number})"
+        first_line_of_id.setdefault(data["id"], number)
+        first_line_of_id[episode_id] = number
+        episodes.append(episode_from_dict(data, line=number, id=episode_id,
+                                          notes=tuple(f"line {number}: {note}" for note in notes)))
     if not problems and not episodes:
         problems.append(EpisodeProblem(0, "the file holds no episodes"))
     if problems:
@@ -305,10 +323,13 @@ def parse_episodes(text: str, path: str = "<string>") -> list[Episode]:
 def load_episodes(path: str | Path) -> list[Episode]:
     """Reads and validates an episode file; raises EpisodeFileError (or OSError) when unusable."""
     path = Path(path)
+    raw = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8-sig")  # a leading byte-order mark is not part of the first line
     except UnicodeDecodeError as error:
-        raise EpisodeFileError(str(path), [EpisodeProblem(0, f"not UTF-8 text: {error.reason}")]) from error
+        line = raw[: error.start].count(b"\n") + 1
+        raise EpisodeFileError(str(path), [EpisodeProblem(line, f"not UTF-8 text: {error.reason} at byte "
+                                                                f"{error.start}")]) from error
     return parse_episodes(text, str(path))
 
 

@@ -157,7 +157,8 @@ def score_episode(episode: Episode, record: EpisodeRecord | None, oracle: bool =
                 "turn": _turn_summary(probe_record.turn, True) if probe_record else None,
             }
         )
-    return {"id": episode.id, "error": record.error, "seconds": record.seconds, "sessions": sessions, "probes": probes}
+    return {"id": episode.id, "error": record.error, "notes": list(episode.notes), "seconds": record.seconds,
+            "sessions": sessions, "probes": probes}
 
 
 def _items_by_kind(graph: Graph) -> dict[str, int]:

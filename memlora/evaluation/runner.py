@@ -254,7 +254,7 @@ async def play_episode(episode: Episode, player: Player, new_memory: Callable[[]
             record.sessions.append(SessionRecord(id=session.id, turns=turns, graph=graph))
             count(len(turns))
             for probe in episode.probes:
-                if probe.after == session.id:
+                if episode.session_index(probe.after) == index:  # a repeated session id: its first
                     async with memory.connect() as client:
                         turn = await player.ask(episode, probe, client)
                     record.probes.append(ProbeRecord(probe.index, probe.after, probe.question, turn))

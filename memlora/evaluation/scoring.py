@@ -38,22 +38,30 @@ def fold_name(name: str) -> str:
 
 
 def fold_text(text: str) -> str:
-    """Observation and keyword text compare like names: case and white space runs do not matter."""
-    return fold_name(text)
+    """Observation and keyword text: case folded, white space runs folded to one space. Not
+    trimmed: a keyword is a plain substring, so " ski " must not match "Likes skiing"."""
+    return re.sub(r"\s+", " ", text).casefold()
 
 
 def normalize_relation_type(relation_type: str) -> str:
     """`Works at`, `works-at` and `works_at` are one relation type."""
-    return re.sub(r"[\s\-]", "_", relation_type.strip().lower())
+    return re.sub(r"[\s\-]", "_", relation_type.lower())
 
 
-def _strip_punctuation(text: str) -> str:
-    return "".join(ch for ch in text if not unicodedata.category(ch).startswith("P"))
+def _strip_punctuation(text: str, replacement: str = "") -> str:
+    return "".join(replacement if unicodedata.category(ch).startswith("P") else ch for ch in text)
 
 
 def normalize_reply(text: str) -> str:
     """Reply and answer text for probe matching: case folded, punctuation removed, spaces folded."""
     return " ".join(_strip_punctuation(text.casefold()).split())
+
+
+def reply_forms(text: str) -> set[str]:
+    """The ways to ignore punctuation: removed ("Jean-Luc" -> "jeanluc") or read as a space
+    ("jean luc"); a value matches a reply when any of its forms occurs in any of the reply's."""
+    folded = text.casefold()
+    return {normalize_reply(text), " ".join(_strip_punctuation(folded, " ").split())}
 
 
 # ----------------------------------------------------------------------------- graphs
@@ -515,13 +523,18 @@ def score_graph(graph: Graph | KnowledgeGraph | dict[str, Any] | None, state: Me
 # A reply "does not know" when it says so in one of these ways (matched on the lower-cased reply
 # with typographic apostrophes made plain). Deliberately about saying so, not about hedging.
 ABSTENTION_PATTERNS: tuple[str, ...] = (
-    r"\b(?:do not|don'?t|does not|doesn'?t|did not|didn'?t) (?:know|have|hold|contain|remember|recall|seem to have)\b",
+    r"\b(?:do not|don'?t|does not|doesn'?t|did not|didn'?t) (?:know|have|hold|contain|remember|recall|see|seem to have)\b",
     r"\b(?:can ?not|can'?t|could not|couldn'?t|unable to|am not able to) (?:find|recall|remember|tell|say|know|see|answer|determine)\b",
-    r"\bnot sure\b",
-    r"\bno idea\b",
+    r"\bnot (?:sure|certain)\b",
+    r"\bno (?:idea|knowledge)\b",
     r"\bno (?:record|records|information|info|memory|memories|mention|data|details?|entry|entries)\b",
     r"\bnothing (?:about|on|in|stored|saved|recorded|is stored|i know)\b",
     r"\b(?:never|haven'?t|have not|hasn'?t|has not) (?:told|mentioned|said|shared|stored|saved|recorded|given)\b",
+    r"\b(?:did not|didn'?t|never) (?:tell|mention|say|share|give)\b",
+    r"\b(?:have not|haven'?t|has not|hasn'?t|was not|wasn'?t|were not|weren'?t) been (?:told|mentioned|given|shared)\b",
+    r"\b(?:was not|wasn'?t|were not|weren'?t) (?:told|given)\b",
+    r"\bnot something (?:you'?ve|you have|you) (?:told|shared|mentioned|said|given)\b",
+    r"\bno \w+ (?:is )?(?:stored|saved|recorded|on record|in (?:my )?memory)\b",
     r"\b(?:isn'?t|is not|wasn'?t|was not|aren'?t|are not|not) (?:stored|recorded|saved|mentioned|in (?:my )?memory)\b",
     r"\bno longer (?:know|have|keep|store|hold|remember)\b",
     r"\b(?:i'?m|i am) not aware\b",
@@ -538,7 +551,8 @@ def is_abstention(reply: str) -> bool:
 
 def contains_value(reply: str, value: str) -> bool:
     """Case-insensitive containment ignoring punctuation (and white space runs)."""
-    return normalize_reply(value) in normalize_reply(reply)
+    texts = reply_forms(reply)
+    return any(form in text for form in reply_forms(value) for text in texts)
 
 
 @dataclass
@@ -567,15 +581,24 @@ def _fact_strings(fact: Fact, names: Names, user: UserInfo) -> list[str]:
             strings.append(n)
     if isinstance(fact, ObservationFact):
         strings += [t for group in fact.keywords for t in group]
+    if isinstance(fact, RelationFact):  # "Who is Mia to me?" -> "my sister": has_sister
+        strings += [t.replace("_", " ") for t in fact.types]
     return [s for s in (normalize_reply(x) for x in strings) if s]
+
+
+def _value_names_fact(value: str, fact_string: str) -> bool:
+    """A probe value names a fact when it occurs in one of the fact's strings, or holds one as
+    whole words ("at Anthropic" names "anthropic")."""
+    return value in fact_string or mentions(value, (fact_string,))
 
 
 def learning_session(episode: Episode, probe: Probe) -> int:
     """Index of the session a probe's knowledge comes from, for the persistence breakdown.
 
     The latest session up to the probe's `after` whose learn or retract mentions one of the
-    probe's answers or forbidden values (a value contained in one of the fact's names or
-    keyword alternatives, `@user` standing for the user's names); else the `after` session itself (e.g. abstain probes).
+    probe's answers or forbidden values (`_value_names_fact`: against the fact's names, keyword
+    alternatives and relation types, `@user` standing for the user's names); else the `after`
+    session itself (e.g. abstain probes).
     """
     names = Names.for_user(episode.user)
     values = [v for v in (normalize_reply(x) for x in (*probe.answers, *probe.forbidden)) if v]
@@ -584,7 +607,7 @@ def learning_session(episode: Episode, probe: Probe) -> int:
         session = episode.sessions[index]
         for fact in (*session.learn, *session.retract):
             strings = _fact_strings(fact, names, episode.user)
-            if any(v in s for v in values for s in strings):
+            if any(_value_names_fact(v, s) for v in values for s in strings):
                 return index
     return last
 
