@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,22 @@ def test_cli_rejects_an_invalid_file_before_loading_a_model(tmp_path: Path) -> N
     assert result.exit_code != 0
     assert "line 2: bad JSON" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_scores_a_file_with_repeated_ids_and_warns_of_what_it_set_aside(tmp_path: Path) -> None:
+    odd = copy.deepcopy(DOG_EPISODE)
+    odd["probes"].append({"after": "no-such-session", "question": "Where?", "answers": ["x"], "kind": "single"})
+    path = tmp_path / "odd.jsonl"
+    path.write_text(json.dumps(DOG_EPISODE) + "\n" + json.dumps(odd) + "\n")
+    out = tmp_path / "oracle"
+    result = CliRunner().invoke(eval_command, [str(path), "--oracle", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert f"warning: {path}: line 2: episode id {DOG_EPISODE['id']!r} is also on line 1" in result.output
+    assert "line 2: probe $.probes[1].after names no session ('no-such-session')" in result.output
+    report = json.loads((out / "report.json").read_text())
+    first, second = report["episodes"]
+    assert second["id"] == f"{DOG_EPISODE['id']} (line 2)" and len(second["notes"]) == 2
+    assert len(second["probes"]) == len(first["probes"]) == len(DOG_EPISODE["probes"])  # the bad one is not asked
 
 
 @needs_example
