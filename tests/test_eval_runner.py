@@ -82,6 +82,21 @@ def test_resume_skips_finished_episodes(tmp_path: Path) -> None:
         asyncio.run(run_episodes(episodes, OraclePlayer(), tmp_path, config(sha="other"), progress=False))
 
 
+def test_results_with_line_separators_inside_strings_load_back(tmp_path: Path) -> None:
+    from memlora.evaluation.runner import load_results
+
+    episodes = load_episodes(EXAMPLE)
+    oracle_run(episodes, tmp_path)
+    results = tmp_path / RESULTS_FILE
+    lines = results.read_text(encoding="utf-8").split("\n")
+    record = json.loads(lines[0])
+    record["error"] = "reply\u2028with\u2029separators\u0085"  # written raw, as ensure_ascii=False does
+    results.write_text(json.dumps(record, ensure_ascii=False) + "\n" + "\n".join(lines[1:]), encoding="utf-8")
+    loaded = load_results(tmp_path)
+    assert sorted(loaded) == ["example-1", "example-2"]
+    assert loaded[record["id"]].error == record["error"]
+
+
 # ----------------------------------------------------------------------------- agent path
 
 
@@ -187,6 +202,15 @@ def test_cli_oracle_report_and_compare(tmp_path: Path) -> None:
     assert report["episodes"][0]["sessions"][0]["turns"][0]["steps"][0]["calls"][0]["name"] == "create_entities"
     table = CliRunner().invoke(compare, [str(out), str(out)])
     assert table.exit_code == 0 and "| probe accuracy | 100.0% (n=8) | 100.0% (n=8) |" in table.output
+    # --rescore writes the report again from results.jsonl under the current rules, no model
+    (out / "report.json").unlink()
+    again = CliRunner().invoke(eval_command, [str(EXAMPLE), "--rescore", "--out", str(out)])
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "report.json").read_text())["summary"] == report["summary"]
+    other = tmp_path / "other.jsonl"
+    other.write_text(EXAMPLE.read_text().splitlines()[0] + "\n")
+    refused = CliRunner().invoke(eval_command, [str(other), "--rescore", "--out", str(out)])
+    assert refused.exit_code != 0 and "holds a run of another episode file" in refused.output
 
 
 @needs_example

@@ -28,9 +28,12 @@ from memlora.evaluation.episodes import EpisodeFileError, load_episodes
 @click.option("--limit", default=None, type=int, help="Only the first N episodes of the file.")
 @click.option("--device", default=None, help="torch device (default: cuda when available).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--rescore", is_flag=True,
+              help="Score the episodes already finished in --out again under the current rules; loads no model.")
 def eval_command(
     episodes_path: str, model: str | None, adapter: str | None, server: str | None, out_dir: str, oracle: bool,
     concurrency: int, max_steps: int, max_new_tokens: int, limit: int | None, device: str | None, no_progress: bool,
+    rescore: bool,
 ) -> None:
     """Score a model (and adapter), or the oracle, on an episode file; writes report.* to --out.
 
@@ -51,6 +54,9 @@ def eval_command(
     for episode in episodes:
         for note in episode.notes:
             click.echo(f"warning: {episodes_path}: {note}", err=True)
+    if rescore:
+        _rescore(episodes_path, episodes, Path(out_dir))
+        return
     if oracle and (model or adapter):
         raise click.UsageError("--oracle replays reference calls: it takes no --model or --adapter")
     if not oracle:
@@ -90,6 +96,30 @@ def eval_command(
         raise click.ClickException(str(error)) from error
     details, summary = score_run(episodes, {r.id: r for r in records}, oracle=oracle)
     write_report(out, config.to_dict(), summary, details)
+    click.echo((out / "report.md").read_text(encoding="utf-8"))
+
+
+def _rescore(episodes_path: str, episodes: list[Any], out: Path) -> None:
+    """Writes report.* again from a run's results.jsonl, for a scorer that changed since."""
+    import json
+
+    from memlora.evaluation.metrics import score_run
+    from memlora.evaluation.report import write_report
+    from memlora.evaluation.runner import RUN_FILE, load_results
+    from memlora.files import sha256_file
+
+    if not (out / RUN_FILE).exists():
+        raise click.ClickException(f"--rescore: {out / RUN_FILE} not found: no run to score there")
+    config = json.loads((out / RUN_FILE).read_text(encoding="utf-8"))
+    if config.get("episodes_sha256") != sha256_file(episodes_path):
+        raise click.ClickException(f"--rescore: {out} holds a run of another episode file ({config.get('episodes')})")
+    records = load_results(out)
+    missing = [e.id for e in episodes if e.id not in records]
+    if missing:
+        click.echo(f"warning: {len(missing)} of {len(episodes)} episodes have no result in {out} yet "
+                   f"(first: {missing[0]}); they score as empty", err=True)
+    details, summary = score_run(episodes, records, oracle=bool(config.get("oracle")))
+    write_report(out, config, summary, details)
     click.echo((out / "report.md").read_text(encoding="utf-8"))
 
 

@@ -314,7 +314,10 @@ def load_results(out_dir: Path) -> dict[str, EpisodeRecord]:
     path = out_dir / RESULTS_FILE
     if not path.exists():
         return done
-    for line in path.read_text(encoding="utf-8").splitlines():
+    # "\n" alone ends a record: replies may hold U+2028 and the like, which splitlines splits at
+    for line in path.read_text(encoding="utf-8").split("\n"):
+        if not line.strip():
+            continue
         try:
             record = EpisodeRecord.from_dict(json.loads(line))
         except (ValueError, KeyError, TypeError):
