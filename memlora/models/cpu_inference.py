@@ -126,7 +126,7 @@ class PackedLinear:
 
 class PlainLinear:
     """A fixed weight through the ordinary matmul: for fp32, where oneDNN's packed kernel was
-    slower than the plain one on a matrix-vector product (docs/benchmarks.md)."""
+    slower than the plain one on a matrix-vector product (docs/benchmarks.md, bf16 against fp32)."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None):
         self.weight = weight.detach()
