@@ -61,7 +61,7 @@ def reply_forms(text: str) -> set[str]:
     """The ways to ignore punctuation: removed ("Jean-Luc" -> "jeanluc") or read as a space
     ("jean luc"); a value matches a reply when any of its forms occurs in any of the reply's."""
     folded = text.casefold()
-    return {normalize_reply(text), " ".join(_strip_punctuation(folded, " ").split())}
+    return {" ".join(_strip_punctuation(folded, joiner).split()) for joiner in ("", " ")}
 
 
 # ----------------------------------------------------------------------------- graphs

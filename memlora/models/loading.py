@@ -171,7 +171,8 @@ def choose_dtype(device: torch.device, requested: str | torch.dtype | None = Non
 
     "auto" is bf16 on a GPU and on a CPU that multiplies bf16 in hardware, fp32 on any other
     CPU. Without those instructions (AVX2-only laptops and servers) bf16 matrix products are
-    emulated: on such a machine a bf16 GEMM measured 6x slower than fp32 (docs/benchmarks.md).
+    emulated: on such a machine a prompt-sized bf16 product measured 7.4x slower than fp32
+    (docs/benchmarks.md, bf16 against fp32).
     """
     if isinstance(requested, torch.dtype):
         return requested
