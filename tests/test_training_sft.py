@@ -215,3 +215,38 @@ def test_init_adapter_without_tag_rows_gets_them_from_the_base(tmp_path: Path) -
         torch.testing.assert_close(state[key], value)  # the LoRA weights came over
     rows = next(v for k, v in state.items() if "lm_head" in k and "trainable_tokens_delta" in k)
     torch.testing.assert_close(rows, head_rows)  # the tag rows start as the base model's
+
+
+def test_init_adapter_with_fewer_token_rows_keeps_them_by_token_id(tmp_path: Path) -> None:
+    """The shipped Qwen adapter trains the two tool tags; a run now trains the end of turn too."""
+    from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
+
+    from memlora.training.sft import load_initial_adapter
+
+    targets = list(LoraSettings().modules())
+    base = tiny_model("qwen", seed=3, tie_embeddings=False)
+    tags = [base.tokenizer.convert_tokens_to_ids(t) for t in ("<tool_call>", "</tool_call>")]
+    end = base.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    old = get_peft_model(base.model, LoraConfig(r=4, lora_alpha=8, target_modules=targets,
+                                                trainable_token_indices={"embed_tokens": tags, "lm_head": tags}))
+    with torch.no_grad():
+        for name, parameter in old.named_parameters():
+            if "trainable_tokens_delta" in name:
+                parameter.add_(torch.randn_like(parameter))  # what training would have moved
+    old.save_pretrained(tmp_path / "old")
+    saved = get_peft_model_state_dict(old)
+
+    wider = [end, *tags]  # another order too: rows are matched by token id, not position
+    fresh_base = tiny_model("qwen", seed=3, tie_embeddings=False)
+    fresh = get_peft_model(fresh_base.model, LoraConfig(
+        r=4, lora_alpha=8, target_modules=targets,
+        trainable_token_indices={"embed_tokens": wider, "lm_head": wider}))
+    start = {k: v.clone() for k, v in get_peft_model_state_dict(fresh).items()}
+    load_initial_adapter(fresh, tmp_path / "old", fresh.peft_config["default"])
+    state = get_peft_model_state_dict(fresh)
+    for key, value in saved.items():
+        if "trainable_tokens_delta" in key:
+            torch.testing.assert_close(state[key][1:], value)  # the tags' rows came over
+            torch.testing.assert_close(state[key][0], start[key][0])  # end of turn: its start value
+        else:
+            torch.testing.assert_close(state[key], value)

@@ -296,7 +296,31 @@ def load_initial_adapter(peft_model: Any, path: Path, config: Any) -> None:
     unknown = sorted(set(saved) - set(current))
     if unknown:
         raise ValueError(f"--init-adapter {path}: weights this run has no place for: {unknown[:3]}")
+    run_indices = config.trainable_token_indices or {}
+    saved_indices = saved_config.get("trainable_token_indices") or {}
+    for key, value in saved.items():
+        if "trainable_tokens_delta" in key and value.shape != current[key].shape:
+            saved[key] = token_rows_by_id(key, value, current[key], saved_indices, run_indices, path)
     set_peft_model_state_dict(peft_model, {**current, **saved})  # what it lacks keeps its start value
+
+
+def token_rows_by_id(key: str, saved_rows: Any, current_rows: Any, saved_indices: dict[str, list[int]],
+                     run_indices: dict[str, list[int]], path: Path) -> Any:
+    """A saved adapter's trainable token rows, placed at this run's positions for the same token ids.
+
+    An older adapter may train fewer format tokens (the tool tags but not the end of turn); the
+    rows it has keep what it learnt, the others keep their start value.
+    """
+    layer = next((name for name in run_indices if f".{name}." in key), None)
+    if layer is None or layer not in saved_indices:
+        raise ValueError(f"--init-adapter {path}: cannot tell which tokens the rows of {key} belong to")
+    merged = current_rows.clone()
+    position = {token: row for row, token in enumerate(run_indices[layer])}
+    for row, token in enumerate(saved_indices[layer]):
+        if token not in position:
+            raise ValueError(f"--init-adapter {path}: token {token} has a row there but not in this run")
+        merged[position[token]] = saved_rows[row]
+    return merged
 
 
 def frozen_prefix_trainer(**kwargs: Any) -> Any:
