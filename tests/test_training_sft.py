@@ -250,3 +250,22 @@ def test_init_adapter_with_fewer_token_rows_keeps_them_by_token_id(tmp_path: Pat
             torch.testing.assert_close(state[key][0], start[key][0])  # end of turn: its start value
         else:
             torch.testing.assert_close(state[key], value)
+
+
+def test_cli_refuses_checkpoints_between_validations_before_loading_anything(tmp_path: Path) -> None:
+    """transformers refuses it only after the model has loaded; memlora says so at once, in its own terms."""
+    from click.testing import CliRunner
+
+    from memlora.training.commands import train
+
+    data = tmp_path / "data"
+    write_rows(data, {"train": [session_row()], "validation": [session_row()]})
+    out = tmp_path / "adapter"
+    result = CliRunner().invoke(train, ["sft", "--data", str(data), "--out", str(out), "--model", "no-such-model",
+                                        "--eval-every", "25", "--save-every", "5"])
+    assert result.exit_code == 1
+    assert "--save-every (5) must be a multiple of --eval-every (25)" in result.output
+    assert not out.exists()  # nothing written, no model looked up
+
+    result = CliRunner().invoke(train, ["sft", "--data", str(tmp_path / "empty"), "--out", str(out)])
+    assert result.exit_code == 1 and "run `memlora datagen" in result.output

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from memlora.training.sft import ATTENTION_MODULES, LoraSettings, SftSettings, train_sft
+from memlora.training.sft import ATTENTION_MODULES, LoraSettings, SettingsError, SftSettings, train_sft
 
 
 @click.group()
@@ -71,5 +71,8 @@ def sft(
         frozen_prefix=frozen_prefix,
         threads=threads, device=device, dtype=dtype,
     )
-    path = train_sft(settings)
+    try:
+        path = train_sft(settings)
+    except (SettingsError, FileNotFoundError) as error:
+        raise click.ClickException(str(error)) from error
     click.echo(f"adapter written to {path}")

@@ -18,6 +18,10 @@ from typing import Any
 from memlora.files import sha256_file
 
 ATTENTION_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+class SettingsError(ValueError):
+    """A training setting or input that cannot work, found before (or instead of) training."""
 MLP_MODULES = ("gate_proj", "up_proj", "down_proj")
 
 
@@ -169,6 +173,8 @@ def train_sft(settings: SftSettings) -> Path:
 
     if settings.threads:
         torch.set_num_threads(settings.threads)
+    train_path, validation_path = data_files(settings.data)
+    check_settings(settings, validates=validation_path is not None)
     device = pick_device(settings.device)
     out = settings.out
     out.mkdir(parents=True, exist_ok=True)
@@ -179,7 +185,6 @@ def train_sft(settings: SftSettings) -> Path:
     model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=dtype).to(device)
     install_chat_template(tokenizer, model_family(model))
 
-    train_path, validation_path = data_files(settings.data)
     raw_train = read_rows(train_path, settings.max_train_rows, settings.seed)
     shared = shared_prefix_ids(tokenizer, raw_train[0]["tools"]) if raw_train else []
     train_rows, prefix = tokenize_rows(tokenizer, raw_train, settings.frozen_prefix, shared)
@@ -276,6 +281,18 @@ def train_sft(settings: SftSettings) -> Path:
     return out
 
 
+def check_settings(settings: SftSettings, validates: bool) -> None:
+    """Settings the trainer would refuse only after the model has loaded, refused up front."""
+    for name, value in (("--eval-every", settings.eval_every), ("--save-every", settings.save_every),
+                        ("--grad-accum", settings.grad_accum), ("--batch-size", settings.batch_size)):
+        if value < 1:
+            raise SettingsError(f"{name} must be at least 1, not {value}")
+    if validates and settings.save_every % settings.eval_every:
+        raise SettingsError(
+            f"--save-every ({settings.save_every}) must be a multiple of --eval-every ({settings.eval_every}): "
+            "the best checkpoint is kept by validation loss, so every checkpoint needs a validation pass")
+
+
 def load_initial_adapter(peft_model: Any, path: Path, config: Any) -> None:
     """Copies a saved adapter's weights into the fresh one, to continue its training.
 
@@ -290,12 +307,12 @@ def load_initial_adapter(peft_model: Any, path: Path, config: Any) -> None:
                         ("target_modules", sorted(config.target_modules))):
         have = sorted(saved_config.get(key) or []) if key == "target_modules" else saved_config.get(key)
         if have != wanted:
-            raise ValueError(f"--init-adapter {path}: {key} is {have}, this run's is {wanted}")
+            raise SettingsError(f"--init-adapter {path}: {key} is {have}, this run's is {wanted}")
     saved = load_file(str(Path(path) / "adapter_model.safetensors"))
     current = get_peft_model_state_dict(peft_model)
     unknown = sorted(set(saved) - set(current))
     if unknown:
-        raise ValueError(f"--init-adapter {path}: weights this run has no place for: {unknown[:3]}")
+        raise SettingsError(f"--init-adapter {path}: weights this run has no place for: {unknown[:3]}")
     run_indices = config.trainable_token_indices or {}
     saved_indices = saved_config.get("trainable_token_indices") or {}
     for key, value in saved.items():
@@ -313,12 +330,12 @@ def token_rows_by_id(key: str, saved_rows: Any, current_rows: Any, saved_indices
     """
     layer = next((name for name in run_indices if f".{name}." in key), None)
     if layer is None or layer not in saved_indices:
-        raise ValueError(f"--init-adapter {path}: cannot tell which tokens the rows of {key} belong to")
+        raise SettingsError(f"--init-adapter {path}: cannot tell which tokens the rows of {key} belong to")
     merged = current_rows.clone()
     position = {token: row for row, token in enumerate(run_indices[layer])}
     for row, token in enumerate(saved_indices[layer]):
         if token not in position:
-            raise ValueError(f"--init-adapter {path}: token {token} has a row there but not in this run")
+            raise SettingsError(f"--init-adapter {path}: token {token} has a row there but not in this run")
         merged[position[token]] = saved_rows[row]
     return merged
 
