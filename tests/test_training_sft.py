@@ -146,6 +146,11 @@ def test_resume_continues_from_the_newest_checkpoint(tiny: Any, tmp_path: Path) 
     second = json.loads((train_sft(settings) / "card.json").read_text())["training"]
     assert first["optimizer_steps"] == 1 and second["optimizer_steps"] == 2
     assert second["tokens"] == 2 * first["tokens"]  # the same rows again: the count went on from the checkpoint
+    # the wall time too: the second run trained one step, the card counts both
+    history = json.loads((tmp_path / "adapter" / "training_log.json").read_text())
+    seconds = {e["step"]: e["train_seconds"] for e in history if "train_seconds" in e}
+    assert 0 < seconds[1] <= first["wall_seconds"]
+    assert seconds[1] < seconds[2] <= second["wall_seconds"]  # the resumed run counts on from the checkpoint
 
 
 def test_rows_are_checked_against_a_given_prefix(tiny: Any) -> None:

@@ -257,9 +257,8 @@ def train_sft(settings: SftSettings) -> Path:
     if settings.init_adapter and not resume:  # a checkpoint already holds what training made of it
         load_initial_adapter(trainer.model, settings.init_adapter, peft_config)
 
-    started = time.perf_counter()
     trainer.train(resume_from_checkpoint=True if resume else None)
-    seconds = time.perf_counter() - started
+    seconds = trainer.training_seconds()
 
     trainer.model.save_pretrained(str(out), safe_serialization=True)
     history = trainer.state.log_history
@@ -363,20 +362,34 @@ def frozen_prefix_trainer(**kwargs: Any) -> Any:
             self.prefix_ids = list(prefix_ids)
             self._prefix_cache: Any = None
             self.tokens_processed = 0
+            self.seconds_before = 0.0  # training time of earlier runs, up to the checkpoint resumed from
             self._count_restored = False
+            self._run_started = time.perf_counter()
+
+        def train(self, *args: Any, **kw: Any) -> Any:
+            self._run_started = time.perf_counter()
+            return super().train(*args, **kw)
+
+        def training_seconds(self) -> float:
+            """Wall time of training so far, over every run that led to the current weights."""
+            if not self._count_restored:
+                self._restore_token_count()
+            return self.seconds_before + time.perf_counter() - self._run_started
 
         def log(self, logs: dict[str, float], *args: Any, **kw: Any) -> None:
             # cumulative, in trainer_state.json, so a resumed run keeps counting from there
             if "loss" in logs:
                 logs["tokens_processed"] = self.tokens_processed
+                logs["train_seconds"] = round(self.training_seconds(), 1)
             super().log(logs, *args, **kw)
 
         def _restore_token_count(self) -> None:
-            """After --resume the checkpoint's log history holds the count so far."""
+            """After --resume the checkpoint's log history holds the counts so far."""
             self._count_restored = True
             for entry in reversed(self.state.log_history):
                 if "tokens_processed" in entry:
                     self.tokens_processed = int(entry["tokens_processed"])
+                    self.seconds_before = float(entry.get("train_seconds", 0.0))
                     return
 
         def _prefix_kv(self, model: Any) -> Any:
