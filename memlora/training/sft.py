@@ -18,11 +18,11 @@ from typing import Any
 from memlora.files import sha256_file
 
 ATTENTION_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
+MLP_MODULES = ("gate_proj", "up_proj", "down_proj")
 
 
 class SettingsError(ValueError):
     """A training setting or input that cannot work, found before (or instead of) training."""
-MLP_MODULES = ("gate_proj", "up_proj", "down_proj")
 
 
 @dataclass
@@ -315,7 +315,7 @@ def load_initial_adapter(peft_model: Any, path: Path, config: Any) -> None:
     run_indices = config.trainable_token_indices or {}
     saved_indices = saved_config.get("trainable_token_indices") or {}
     for key, value in saved.items():
-        if "trainable_tokens_delta" in key and value.shape != current[key].shape:
+        if "trainable_tokens_delta" in key:  # by token id always: same count can still mean other tokens or order
             saved[key] = token_rows_by_id(key, value, current[key], saved_indices, run_indices, path)
     set_peft_model_state_dict(peft_model, {**current, **saved})  # what it lacks keeps its start value
 
@@ -324,8 +324,8 @@ def token_rows_by_id(key: str, saved_rows: Any, current_rows: Any, saved_indices
                      run_indices: dict[str, list[int]], path: Path) -> Any:
     """A saved adapter's trainable token rows, placed at this run's positions for the same token ids.
 
-    An older adapter may train fewer format tokens (the tool tags but not the end of turn); the
-    rows it has keep what it learnt, the others keep their start value.
+    An older adapter may train fewer format tokens (the tool tags but not the end of turn), or list
+    them in another order; the rows it has keep what it learnt, the others keep their start value.
     """
     layer = next((name for name in run_indices if f".{name}." in key), None)
     if layer is None or layer not in saved_indices:
