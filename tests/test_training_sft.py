@@ -12,7 +12,7 @@ import torch
 from memlora.agent.prompt import session_opening, tool_call_message, tool_result_message
 from memlora.agent.protocol import model_tools
 from memlora.models.loading import tiny_model
-from memlora.training.sft import LoraSettings, SftSettings, tokenize_row, tokenize_rows, train_sft
+from memlora.training.sft import LoraSettings, SettingsError, SftSettings, tokenize_row, tokenize_rows, train_sft
 
 CALL = {
     "name": "create_entities",
@@ -151,6 +151,26 @@ def test_resume_continues_from_the_newest_checkpoint(tiny: Any, tmp_path: Path) 
     seconds = {e["step"]: e["train_seconds"] for e in history if "train_seconds" in e}
     assert 0 < seconds[1] <= first["wall_seconds"]
     assert seconds[1] < seconds[2] <= second["wall_seconds"]  # the resumed run counts on from the checkpoint
+
+    # Asking again for steps a checkpoint already holds trains nothing more (the trainer alone
+    # would take one extra step), and a smaller count takes the checkpoint at that step.
+    weights = (tmp_path / "adapter" / "adapter_model.safetensors").read_bytes()
+    again = json.loads((train_sft(settings) / "card.json").read_text())["training"]
+    assert again["optimizer_steps"] == 2 and again["tokens"] == second["tokens"]
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").read_bytes() == weights
+    assert sorted(p.name for p in (tmp_path / "adapter" / "checkpoints").glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+    settings.max_steps = 1
+    back = json.loads((train_sft(settings) / "card.json").read_text())["training"]
+    assert back["optimizer_steps"] == 1 and back["tokens"] == first["tokens"]
+
+
+def test_resume_refuses_a_step_count_before_every_checkpoint(tmp_path: Path) -> None:
+    for step in (3, 4):
+        (tmp_path / "adapter" / "checkpoints" / f"checkpoint-{step}").mkdir(parents=True)
+    settings = SftSettings(data=tmp_path, out=tmp_path / "adapter", max_steps=2, resume=True)
+    write_rows(tmp_path, {"train": [session_row()]})
+    with pytest.raises(SettingsError, match=r"--max-steps 2: every checkpoint .* \(steps 3, 4\)"):
+        train_sft(settings)  # refused before any model is loaded
 
 
 def test_rows_are_checked_against_a_given_prefix(tiny: Any) -> None:

@@ -175,8 +175,9 @@ def train_sft(settings: SftSettings) -> Path:
         torch.set_num_threads(settings.threads)
     train_path, validation_path = data_files(settings.data)
     check_settings(settings, validates=validation_path is not None)
-    device = pick_device(settings.device)
     out = settings.out
+    resume_from = checkpoint_to_resume(out / "checkpoints", settings.max_steps) if settings.resume else None
+    device = pick_device(settings.device)
     out.mkdir(parents=True, exist_ok=True)
 
     model_path = resolve_model(settings.model)
@@ -253,11 +254,14 @@ def train_sft(settings: SftSettings) -> Path:
         callbacks=callbacks,
         prefix_ids=prefix,
     )
-    resume = settings.resume and any((out / "checkpoints").glob("checkpoint-*"))
-    if settings.init_adapter and not resume:  # a checkpoint already holds what training made of it
+    if settings.init_adapter and resume_from is None:  # a checkpoint already holds what training made of it
         load_initial_adapter(trainer.model, settings.init_adapter, peft_config)
 
-    trainer.train(resume_from_checkpoint=True if resume else None)
+    if resume_from is not None and settings.max_steps > 0 and checkpoint_step(resume_from) >= settings.max_steps:
+        # Nothing left to train: the trainer would still take one step before it checks the count.
+        finish_from_checkpoint(trainer, resume_from, peft_config)
+    else:
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     seconds = trainer.training_seconds()
 
     trainer.model.save_pretrained(str(out), safe_serialization=True)
@@ -290,6 +294,40 @@ def check_settings(settings: SftSettings, validates: bool) -> None:
         raise SettingsError(
             f"--save-every ({settings.save_every}) must be a multiple of --eval-every ({settings.eval_every}): "
             "the best checkpoint is kept by validation loss, so every checkpoint needs a validation pass")
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    return int(checkpoint.name.removeprefix("checkpoint-"))
+
+
+def checkpoint_to_resume(folder: Path, max_steps: int) -> Path | None:
+    """The newest checkpoint within --max-steps (any, when the run is counted in epochs); None
+    when there is none yet, so that --resume on a fresh folder simply starts."""
+    found = sorted((path for path in folder.glob("checkpoint-*") if path.name[11:].isdigit()), key=checkpoint_step)
+    if not found or max_steps <= 0:
+        return found[-1] if found else None
+    within = [path for path in found if checkpoint_step(path) <= max_steps]
+    if not within:
+        steps = ", ".join(str(checkpoint_step(path)) for path in found)
+        raise SettingsError(f"--resume --max-steps {max_steps}: every checkpoint in {folder} is past that "
+                            f"(steps {steps}); ask for at least {checkpoint_step(found[0])} steps")
+    return within[-1]
+
+
+def finish_from_checkpoint(trainer: Any, checkpoint: Path, peft_config: Any) -> None:
+    """Takes a checkpoint that already holds every step asked for as the run's result: its
+    history, and the weights the trainer would end with (the best checkpoint by validation
+    loss where one is recorded and still on disk, else the checkpoint itself)."""
+    from transformers import TrainerState
+
+    trainer.state = TrainerState.load_from_json(str(checkpoint / "trainer_state.json"))
+    trainer._run_started = time.perf_counter()  # this run adds no training time
+    weights = checkpoint
+    if trainer.args.load_best_model_at_end and trainer.state.best_model_checkpoint:
+        best = checkpoint.parent / Path(trainer.state.best_model_checkpoint).name
+        if best.exists() and checkpoint_step(best) <= checkpoint_step(checkpoint):
+            weights = best
+    load_initial_adapter(trainer.model, weights, peft_config)
 
 
 def load_initial_adapter(peft_model: Any, path: Path, config: Any) -> None:
