@@ -32,7 +32,7 @@ def train() -> None:
 @click.option("--batch-size", default=1, show_default=True)
 @click.option("--grad-accum", default=8, show_default=True)
 @click.option("--max-length", default=4096, show_default=True, help="Tokens per row; longer rows are cut.")
-@click.option("--max-train-rows", type=int, default=None, help="Use only the first N training rows.")
+@click.option("--max-train-rows", type=int, default=None, help="Train on a seeded random sample of N training rows (--seed).")
 @click.option("--max-eval-rows", default=48, show_default=True)
 @click.option("--eval-every", default=25, show_default=True, help="Validation every N optimizer steps.")
 @click.option("--save-every", default=25, show_default=True, help="Checkpoint every N optimizer steps.")
