@@ -5,7 +5,9 @@ held-out session rows instead and runs each once, teacher-forced: the model sees
 conversation and, at every token the assistant must write, we check whether its top choice is
 the gold token. The tokens are sorted into what they decide:
 
-- turn start: the first token of an assistant message, i.e. call a tool or answer in words
+- turn start (call / reply): the first token of an assistant message that calls a tool /
+  answers in words; "decides to call" and "decides to reply" count only whether the top
+  choice is the call tag or not, the first word of a reply aside
 - tool name, entity names, types (entityType / relationType), observation text, search query
 - observation list opens: the token after `"observations":` or `"contents":`, i.e. store facts
   (`["`) or none (`[]`)
@@ -40,7 +42,7 @@ from memlora.agent.protocol import render_prompt
 from memlora.models.loading import BASE_ADAPTER, load_model
 from memlora.training.sft import is_opening_call, read_rows, shared_prefix_ids
 
-KINDS = ("turn start", "tool name", "entity names", "types", "observation list opens", "observation text",
+KINDS = ("turn start (call)", "turn start (reply)", "tool name", "entity names", "types", "observation list opens", "observation text",
          "search query", "call syntax", "reply text", "end of turn")
 VALUE_KINDS = {
     "name": "entity names", "from": "entity names", "to": "entity names", "entityName": "entity names",
@@ -110,14 +112,15 @@ def labelled_tokens(tokenizer: Any, row: dict[str, Any], end_of_turn: str) -> tu
         if message["role"] == "assistant" and not is_opening_call(messages, index):
             start = len(render_prompt(tokenizer, messages[:index], tools, add_generation_prompt=True))
             end = len(render_prompt(tokenizer, messages[: index + 1], tools, add_generation_prompt=False))
-            spans.append((start, end, char_kinds(text, start, end, end_of_turn)))
+            opens = "turn start (call)" if CALL.search(text, start, end) else "turn start (reply)"
+            spans.append((start, end, char_kinds(text, start, end, end_of_turn), opens))
     for position, (begin, finish) in enumerate(encoded["offset_mapping"]):
-        for number, (start, end, kinds) in enumerate(spans):
+        for number, (start, end, kinds, opens) in enumerate(spans):
             if start <= begin and finish <= end and finish > begin:
                 found = [kinds.get(i, "call syntax") for i in range(begin, finish)]
                 kind = next((k for k in found if k != "call syntax"), "call syntax")
                 if not targets or targets[-1][2] != number:
-                    kind = "turn start"
+                    kind = opens
                 targets.append((position, kind, number))
                 break
     return encoded["input_ids"], targets
@@ -130,11 +133,13 @@ def score(loaded: Any, rows: list[dict[str, Any]], adapters: list[str], end_of_t
         prefix_cache = model(input_ids=torch.tensor([prefix]), use_cache=True).past_key_values
     results: dict[str, Any] = {}
     prepared = [labelled_tokens(tokenizer, row, end_of_turn) for row in rows]
+    call_opener = tokenizer("<tool_call>", add_special_tokens=False)["input_ids"][0]
     for adapter in adapters:
         right: dict[str, int] = defaultdict(int)
         total: dict[str, int] = defaultdict(int)
         loss: dict[str, float] = defaultdict(float)
         messages = {"call": [0, 0], "reply": [0, 0]}
+        decisions = {"turn start (call)": [0, 0], "turn start (reply)": [0, 0]}
         started = time.perf_counter()
         for ids, targets in prepared:
             if ids[: len(prefix)] != prefix:
@@ -147,16 +152,21 @@ def score(loaded: Any, rows: list[dict[str, Any]], adapters: list[str], end_of_t
                             logits_to_keep=keep)
             logits = out.logits[0].float()
             gold = torch.tensor([ids[p] for p, _, _ in targets])
-            hits = (logits.argmax(-1) == gold).tolist()
+            top = logits.argmax(-1)
+            hits = (top == gold).tolist()
+            calls_first = (top == call_opener).tolist()
             nll = torch.nn.functional.cross_entropy(logits, gold, reduction="none").tolist()
             exact: dict[int, bool] = {}
             is_call: dict[int, bool] = {}
-            for (_, kind, number), hit, token_loss in zip(targets, hits, nll):
+            for (_, kind, number), hit, token_loss, calls in zip(targets, hits, nll, calls_first):
+                if kind in decisions:
+                    decisions[kind][0] += calls == (kind == "turn start (call)")
+                    decisions[kind][1] += 1
                 total[kind] += 1
                 right[kind] += hit
                 loss[kind] += token_loss
                 exact[number] = exact.get(number, True) and bool(hit)
-                is_call[number] = is_call.get(number, False) or kind in ("tool name", "entity names", "types")
+                is_call[number] = is_call.get(number, False) or kind == "turn start (call)"
             for number, whole in exact.items():
                 bucket = messages["call" if is_call[number] else "reply"]
                 bucket[0] += whole
@@ -165,6 +175,7 @@ def score(loaded: Any, rows: list[dict[str, Any]], adapters: list[str], end_of_t
             "kinds": {kind: {"tokens": total[kind], "accuracy": right[kind] / total[kind],
                              "mean_loss": loss[kind] / total[kind]} for kind in KINDS if total[kind]},
             "exact_messages": {name: {"exact": hit, "of": count} for name, (hit, count) in messages.items()},
+            "decisions": {kind: {"right": hit, "of": count} for kind, (hit, count) in decisions.items()},
             "seconds": round(time.perf_counter() - started, 1),
         }
     return results
@@ -179,6 +190,12 @@ def table(results: dict[str, Any]) -> str:
             entry = results[name]["kinds"].get(kind)
             cells.append(f"{100 * entry['accuracy']:.1f}% (n={entry['tokens']})" if entry else "n/a")
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    for kind, label in (("turn start (call)", "decides to call"), ("turn start (reply)", "decides to reply")):
+        cells = []
+        for name in names:
+            entry = results[name]["decisions"][kind]
+            cells.append(f"{100 * entry['right'] / entry['of']:.1f}% (n={entry['of']})" if entry["of"] else "n/a")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     for bucket in ("call", "reply"):
         cells = [f"{results[n]['exact_messages'][bucket]['exact']} of {results[n]['exact_messages'][bucket]['of']}"
                  for n in names]
