@@ -144,6 +144,8 @@ def score(loaded: Any, rows: list[dict[str, Any]], adapters: list[str], end_of_t
         for ids, targets in prepared:
             if ids[: len(prefix)] != prefix:
                 raise ValueError("a row does not start with the shared system prompt and tool block")
+            if not targets:  # only the runtime's opening call: nothing the model writes
+                continue
             rest = torch.tensor([ids[len(prefix):]])
             # logits at position p predict token p + 1: keep those just before each target
             keep = torch.tensor([p - 1 - len(prefix) for p, _, _ in targets])
