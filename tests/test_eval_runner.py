@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from memlora.evaluation.runner import (
     OraclePlayer,
     ResumeMismatchError,
     RunConfig,
+    prepare_out_dir,
     run_episodes,
 )
 
@@ -80,6 +82,20 @@ def test_resume_skips_finished_episodes(tmp_path: Path) -> None:
     assert sorted(ids) == ["example-1", "example-2"]
     with pytest.raises(ResumeMismatchError):
         asyncio.run(run_episodes(episodes, OraclePlayer(), tmp_path, config(sha="other"), progress=False))
+
+
+def test_resume_checks_the_token_budget_where_the_run_recorded_it(tmp_path: Path) -> None:
+    budget = RunConfig(episodes="e.jsonl", episodes_sha256="sha", model="m", adapter=None, server=None,
+                       oracle=False, max_steps=3, max_new_tokens=160)
+    prepare_out_dir(tmp_path, budget)
+    prepare_out_dir(tmp_path, budget)  # the same run goes on
+    with pytest.raises(ResumeMismatchError):
+        prepare_out_dir(tmp_path, dataclasses.replace(budget, max_new_tokens=512))
+    # a folder from before the budget was recorded resumes under any budget
+    run_file = tmp_path / "run.json"
+    recorded = json.loads(run_file.read_text())
+    run_file.write_text(json.dumps({k: v for k, v in recorded.items() if k not in ("max_steps", "max_new_tokens")}))
+    prepare_out_dir(tmp_path, dataclasses.replace(budget, max_new_tokens=512))
 
 
 def test_results_with_line_separators_inside_strings_load_back(tmp_path: Path) -> None:
@@ -160,6 +176,12 @@ def test_agent_path_records_and_scores(tmp_path: Path) -> None:
     assert summary["probes"]["accuracy"] == {"value": 1.0, "count": 1}
     invalid = details[0]["sessions"][0]["turns"][0]["steps"][0]["calls"][0]
     assert invalid["name"] == "remember" and "unknown tool" in invalid["invalid"]
+    # the invalid step wrote 3 tokens: cut off under a 3-token budget, not under 512
+    assert summary["format_validity"]["invalid_steps_at_token_budget"] is None
+    at_budget = score_run(episodes, {r.id: r for r in records}, max_new_tokens=3)[1]["format_validity"]
+    assert at_budget["invalid_steps_at_token_budget"] == {"value": 1.0, "count": 1}
+    roomy = score_run(episodes, {r.id: r for r in records}, max_new_tokens=512)[1]["format_validity"]
+    assert roomy["invalid_steps_at_token_budget"] == {"value": 0.0, "count": 1}
 
 
 # ----------------------------------------------------------------------------- CLI

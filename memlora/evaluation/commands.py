@@ -86,6 +86,7 @@ def eval_command(
     config = RunConfig(
         episodes=str(episodes_path), episodes_sha256=sha256_file(episodes_path),
         model=None if oracle else model, adapter=adapter, server=server, oracle=oracle, dtype=dtype,
+        max_steps=None if oracle else max_steps, max_new_tokens=None if oracle else max_new_tokens,
     )
     out = Path(out_dir)
     try:
@@ -94,7 +95,8 @@ def eval_command(
         )
     except ResumeMismatchError as error:
         raise click.ClickException(str(error)) from error
-    details, summary = score_run(episodes, {r.id: r for r in records}, oracle=oracle)
+    details, summary = score_run(episodes, {r.id: r for r in records}, oracle=oracle,
+                                 max_new_tokens=config.max_new_tokens)
     write_report(out, config.to_dict(), summary, details)
     click.echo((out / "report.md").read_text(encoding="utf-8"))
 
@@ -118,7 +120,8 @@ def _rescore(episodes_path: str, episodes: list[Any], out: Path) -> None:
     if missing:
         click.echo(f"warning: {len(missing)} of {len(episodes)} episodes have no result in {out} yet "
                    f"(first: {missing[0]}); they score as empty", err=True)
-    details, summary = score_run(episodes, records, oracle=bool(config.get("oracle")))
+    details, summary = score_run(episodes, records, oracle=bool(config.get("oracle")),
+                                 max_new_tokens=config.get("max_new_tokens"))
     write_report(out, config, summary, details)
     click.echo((out / "report.md").read_text(encoding="utf-8"))
 

@@ -191,10 +191,15 @@ class _GraphTally:
         }
 
 
-def summarize(scored: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Aggregates per-episode scores into the numbers the report shows."""
+def summarize(scored: Iterable[dict[str, Any]], max_new_tokens: int | None = None) -> dict[str, Any]:
+    """Aggregates per-episode scores into the numbers the report shows.
+
+    With the run's `max_new_tokens`, it also counts the invalid steps that stopped at that
+    budget: a call cut off mid-way is a format error either way, but one a larger budget fixes.
+    """
     episodes = failed = 0
     step_valid, call_valid = defaultdict(Share), defaultdict(Share)
+    invalid_at_budget = Share()  # of the invalid steps, those that used the whole token budget
     unnecessary = defaultdict(Share)
     graph, by_session = _GraphTally(), defaultdict(_GraphTally)
     recall_by_kind = {k: (Share(), Share()) for k in FACT_KINDS}
@@ -215,6 +220,8 @@ def summarize(scored: Iterable[dict[str, Any]]) -> dict[str, Any]:
         for step in turn["steps"]:
             for key in (phase, "all"):
                 step_valid[key].add(step["format_valid"])
+            if max_new_tokens and not step["format_valid"]:
+                invalid_at_budget.add(step["completion_tokens"] >= max_new_tokens)
             for call in step["calls"]:
                 ok = call["invalid"] is None and call["mode"] == "strict"
                 for key in (phase, "all"):
@@ -276,6 +283,7 @@ def summarize(scored: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "format_validity": {
             "steps": {k: v.to_dict() for k, v in sorted(step_valid.items())},
             "calls": {k: v.to_dict() for k, v in sorted(call_valid.items())},
+            "invalid_steps_at_token_budget": invalid_at_budget.to_dict() if max_new_tokens else None,
         },
         "unnecessary_writes": {k: v.to_dict() for k, v in sorted(unnecessary.items())},
         "graph": graph_summary,
@@ -297,7 +305,8 @@ def _bucket_order(bucket: str) -> int:
     return int(bucket.rstrip("+")) + (1 if bucket.endswith("+") else 0)
 
 
-def score_run(episodes: Sequence[Episode], records: dict[str, EpisodeRecord], oracle: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def score_run(episodes: Sequence[Episode], records: dict[str, EpisodeRecord], oracle: bool = False,
+              max_new_tokens: int | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Per-episode details (in file order) and the summary of a run."""
     details = [score_episode(e, records.get(e.id), oracle) for e in episodes]
-    return details, summarize(details)
+    return details, summarize(details, max_new_tokens)

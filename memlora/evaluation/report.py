@@ -28,6 +28,7 @@ def _get(data: dict[str, Any], path: str) -> Any:
 HEADLINE: tuple[tuple[str, str], ...] = (
     ("tool-call format validity, per step", "format_validity.steps.all"),
     ("tool-call format validity, per call", "format_validity.calls.all"),
+    ("invalid steps that used the whole token budget", "format_validity.invalid_steps_at_token_budget"),
     ("unnecessary writes (lower is better)", "unnecessary_writes.all"),
     ("graph recall, structural", "graph.recall_structural"),
     ("graph recall, retrievable", "graph.recall_retrievable"),

@@ -281,6 +281,8 @@ class RunConfig:
     server: str | None
     oracle: bool
     dtype: str | None = None  # the model's weight dtype: recorded, not checked on resume
+    max_steps: int | None = None  # the agent's budget per user turn (None: the oracle)
+    max_new_tokens: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -297,8 +299,9 @@ def prepare_out_dir(out_dir: Path, config: RunConfig) -> dict[str, EpisodeRecord
     if run_file.exists():
         previous = json.loads(run_file.read_text(encoding="utf-8"))
         mine = config.to_dict()
-        keys = ("episodes_sha256", "model", "adapter", "server", "oracle")
-        if any(previous.get(k) != mine[k] for k in keys):
+        keys = ("episodes_sha256", "model", "adapter", "server", "oracle", "max_steps", "max_new_tokens")
+        # folders written before the budget was recorded lack those two keys: not a mismatch
+        if any(previous.get(k) != mine[k] for k in keys if k in previous or mine[k] is None):
             raise ResumeMismatchError(
                 f"{out_dir} holds a run with other settings ({ {k: previous.get(k) for k in keys} }); "
                 "use another --out or delete it"
