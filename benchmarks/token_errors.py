@@ -38,9 +38,8 @@ from typing import Any
 import torch
 
 import memlora.models  # noqa: F401 - OpenMP settings before torch does work
-from memlora.agent.protocol import render_prompt
-from memlora.models.loading import BASE_ADAPTER, load_model
-from memlora.training.sft import is_opening_call, read_rows, shared_prefix_ids
+from memlora.models.loading import BASE_ADAPTER, adapter_name, end_of_turn_token, load_model
+from memlora.training.sft import assistant_spans, read_rows, shared_prefix_ids
 
 KINDS = ("turn start (call)", "turn start (reply)", "tool name", "entity names", "types", "observation list opens", "observation text",
          "search query", "call syntax", "reply text", "end of turn")
@@ -69,7 +68,7 @@ def call_kinds(body: str, offset: int, kinds: dict[int, str]) -> None:
             if after.startswith(":"):
                 key = match.group(1)
                 if key in ("observations", "contents"):  # the list's opening decides: facts or none
-                    bracket = body.index("[", match.end()) if "[" in body[match.end():] else -1
+                    bracket = body.find("[", match.end())
                     if bracket >= 0:
                         kinds[offset + bracket] = "observation list opens"
             else:
@@ -103,19 +102,14 @@ def char_kinds(text: str, start: int, end: int, end_of_turn: str) -> dict[int, s
 
 def labelled_tokens(tokenizer: Any, row: dict[str, Any], end_of_turn: str) -> tuple[list[int], list[tuple[int, str, int]]]:
     """Token ids of a session and, for each token the model must write: (position, kind, message number)."""
-    messages, tools = row["messages"], row["tools"]
-    text = render_prompt(tokenizer, messages, tools, add_generation_prompt=False)
+    text, spans = assistant_spans(tokenizer, row)
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    messages = [(start, end, char_kinds(text, start, end, end_of_turn),
+                 "turn start (call)" if CALL.search(text, start, end) else "turn start (reply)")
+                for start, end in spans]
     targets: list[tuple[int, str, int]] = []
-    spans = []
-    for index, message in enumerate(messages):
-        if message["role"] == "assistant" and not is_opening_call(messages, index):
-            start = len(render_prompt(tokenizer, messages[:index], tools, add_generation_prompt=True))
-            end = len(render_prompt(tokenizer, messages[: index + 1], tools, add_generation_prompt=False))
-            opens = "turn start (call)" if CALL.search(text, start, end) else "turn start (reply)"
-            spans.append((start, end, char_kinds(text, start, end, end_of_turn), opens))
     for position, (begin, finish) in enumerate(encoded["offset_mapping"]):
-        for number, (start, end, kinds, opens) in enumerate(spans):
+        for number, (start, end, kinds, opens) in enumerate(messages):
             if start <= begin and finish <= end and finish > begin:
                 found = [kinds.get(i, "call syntax") for i in range(begin, finish)]
                 kind = next((k for k in found if k != "call syntax"), "call syntax")
@@ -133,6 +127,8 @@ def score(loaded: Any, rows: list[dict[str, Any]], adapters: list[str], end_of_t
         prefix_cache = model(input_ids=torch.tensor([prefix]), use_cache=True).past_key_values
     results: dict[str, Any] = {}
     prepared = [labelled_tokens(tokenizer, row, end_of_turn) for row in rows]
+    if any(ids[: len(prefix)] != prefix for ids, _ in prepared):
+        raise ValueError("a row does not start with the shared system prompt and tool block")
     call_opener = tokenizer("<tool_call>", add_special_tokens=False)["input_ids"][0]
     for adapter in adapters:
         right: dict[str, int] = defaultdict(int)
@@ -142,8 +138,6 @@ def score(loaded: Any, rows: list[dict[str, Any]], adapters: list[str], end_of_t
         decisions = {"turn start (call)": [0, 0], "turn start (reply)": [0, 0]}
         started = time.perf_counter()
         for ids, targets in prepared:
-            if ids[: len(prefix)] != prefix:
-                raise ValueError("a row does not start with the shared system prompt and tool block")
             if not targets:  # only the runtime's opening call: nothing the model writes
                 continue
             rest = torch.tensor([ids[len(prefix):]])
@@ -217,8 +211,6 @@ def main() -> None:
 
     adapters = args.adapter or [BASE_ADAPTER]
     loaded = load_model(args.model, adapters=[a for a in adapters if a != BASE_ADAPTER], cpu_speedups=False)
-    from memlora.models.loading import adapter_name, end_of_turn_token
-
     names = [a if a == BASE_ADAPTER else adapter_name(a) for a in adapters]
     rows = read_rows(args.rows, args.limit, args.seed)
     results = score(loaded, rows, names, end_of_turn_token(loaded.family))

@@ -299,9 +299,10 @@ def prepare_out_dir(out_dir: Path, config: RunConfig) -> dict[str, EpisodeRecord
     if run_file.exists():
         previous = json.loads(run_file.read_text(encoding="utf-8"))
         mine = config.to_dict()
-        keys = ("episodes_sha256", "model", "adapter", "server", "oracle", "max_steps", "max_new_tokens")
-        # folders written before the budget was recorded lack those two keys: not a mismatch
-        if any(previous.get(k) != mine[k] for k in keys if k in previous or mine[k] is None):
+        # folders written before the budget was recorded lack its keys: those resume under any budget
+        keys = ("episodes_sha256", "model", "adapter", "server", "oracle") + tuple(
+            k for k in ("max_steps", "max_new_tokens") if k in previous)
+        if any(previous.get(k) != mine[k] for k in keys):
             raise ResumeMismatchError(
                 f"{out_dir} holds a run with other settings ({ {k: previous.get(k) for k in keys} }); "
                 "use another --out or delete it"

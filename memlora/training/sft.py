@@ -93,6 +93,19 @@ def tokenize_row(tokenizer: Any, row: dict[str, Any]) -> dict[str, list[int]]:
     any template, with or without `{% generation %}` markers. The runtime's opening read_graph
     call is not the model's doing and gets no loss.
     """
+    text, spans = assistant_spans(tokenizer, row)
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids: list[int] = encoded["input_ids"]
+    labels = [
+        token if any(start <= begin and finish <= end for start, end in spans) else -100
+        for token, (begin, finish) in zip(ids, encoded["offset_mapping"])
+    ]
+    return {"input_ids": ids, "labels": labels}
+
+
+def assistant_spans(tokenizer: Any, row: dict[str, Any]) -> tuple[str, list[tuple[int, int]]]:
+    """A session's rendered text and the (start, end) character spans of what the model writes
+    in it: every assistant message but the runtime's opening call."""
     from memlora.agent.protocol import render_prompt
 
     messages, tools = row["messages"], row["tools"]
@@ -104,13 +117,7 @@ def tokenize_row(tokenizer: Any, row: dict[str, Any]) -> dict[str, list[int]]:
         start = len(render_prompt(tokenizer, messages[:index], tools, add_generation_prompt=True))
         end = len(render_prompt(tokenizer, messages[: index + 1], tools, add_generation_prompt=False))
         spans.append((start, end))
-    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids: list[int] = encoded["input_ids"]
-    labels = [
-        token if any(start <= begin and finish <= end for start, end in spans) else -100
-        for token, (begin, finish) in zip(ids, encoded["offset_mapping"])
-    ]
-    return {"input_ids": ids, "labels": labels}
+    return text, spans
 
 
 def is_opening_call(messages: list[dict[str, Any]], index: int) -> bool:
@@ -296,14 +303,18 @@ def check_settings(settings: SftSettings, validates: bool) -> None:
             "the best checkpoint is kept by validation loss, so every checkpoint needs a validation pass")
 
 
+CHECKPOINT_PREFIX = "checkpoint-"  # transformers' checkpoint folders: checkpoint-<global step>
+
+
 def checkpoint_step(checkpoint: Path) -> int:
-    return int(checkpoint.name.removeprefix("checkpoint-"))
+    return int(checkpoint.name.removeprefix(CHECKPOINT_PREFIX))
 
 
 def checkpoint_to_resume(folder: Path, max_steps: int) -> Path | None:
     """The newest checkpoint within --max-steps (any, when the run is counted in epochs); None
     when there is none yet, so that --resume on a fresh folder simply starts."""
-    found = sorted((path for path in folder.glob("checkpoint-*") if path.name[11:].isdigit()), key=checkpoint_step)
+    found = sorted((path for path in folder.glob(CHECKPOINT_PREFIX + "*")
+                    if path.name.removeprefix(CHECKPOINT_PREFIX).isdigit()), key=checkpoint_step)
     if not found or max_steps <= 0:
         return found[-1] if found else None
     within = [path for path in found if checkpoint_step(path) <= max_steps]
