@@ -250,3 +250,34 @@ def test_row_token_counts_with_the_shared_opening_counted_once_are_exact() -> No
              for s in generate_episode(10, split, index).sessions]  # type: ignore[arg-type]
     assert all(t.startswith(ROW_TEXT_PREFIX) for t in texts)
     assert counter.count_rows(texts) == counter.count(texts)
+
+
+def test_some_questions_have_no_answer_in_memory_and_get_an_honest_reply() -> None:
+    """Untold details, never-mentioned relatives and forgotten facts are asked about, and the
+    gold reply admits the gap (the gate checks the memory really lacks the answer)."""
+    from memlora.data import phrasing as ph
+
+    turns = forgotten = relatives = 0
+    unknown = []
+    for index in range(150):
+        generated = generate_episode(7, "train", index, strict=True)
+        forgets_so_far = 0
+        for session in generated.sessions:
+            for turn in session.turns:
+                turns += 1
+                action = turn.provenance["action"]
+                forgets_so_far += action == "forget"
+                if action != "ask_unknown":
+                    continue
+                unknown.append(turn)
+                assert len(turn.calls) == 1 and turn.calls[0]["name"] in ("open_nodes", "search_nodes")
+                if turn.provenance["asks_about"] == "forgotten":
+                    forgotten += 1
+                    assert forgets_so_far > 0, turn.user
+                    assert turn.reply in ph.FORGOTTEN_REPLIES
+                else:
+                    assert turn.reply in ph.UNKNOWN_REPLIES
+                relatives += any(role in turn.user for role in ("brother", "sister", "cousin", "neighbor",
+                                                                 "roommate", "mentor"))
+    assert len(unknown) > 0.04 * turns
+    assert forgotten > 0 and relatives > 0

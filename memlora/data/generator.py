@@ -61,6 +61,10 @@ GENERIC_WORDS = {w for text in [*vocab.ORG_SUFFIXES, *vocab.UNIVERSITY_FORMS, *(
                  for w in text.split()}
 
 
+# relatives and contacts that questions about someone never mentioned ask for
+UNKNOWN_ROLES = ("brother", "sister", "cousin", "neighbor", "roommate", "mentor")
+
+
 class PoolExhausted(RuntimeError):
     """A small (held-out) pool has no unused value left for this episode."""
 
@@ -405,10 +409,14 @@ class EpisodeBuilder:
         session.turns.append(GenTurn(user, [], [], reply, {"action": "small_talk", "templates": [f"small_talk#{index}"]}))
 
     def ask(self, session: GenSession) -> None:
-        """An in-session question: a retrieval call, then a reply grounded in its result."""
+        """An in-session question: a retrieval call, then a reply grounded in its result.
+
+        Two in five questions have no answer in memory: a detail never told, a relative who was
+        never mentioned, or something the user asked to forget. Evaluated models tend to
+        invent an answer there, so the data must show the retrieval coming back empty-handed."""
         r = self.rng
         known = [f for f in self.active.values() if f.kind != "name"]
-        if known and r.random() < 0.8:
+        if known and r.random() < 0.6:
             fact = r.choice(known)
             question, tid, call = self.question(fact)
             results = [execute(self.store, call)]
@@ -416,26 +424,57 @@ class EpisodeBuilder:
             check_retrieval(results[0], fact.value)
             action = "ask"
         else:
-            untold = [k for k in USER_KINDS if (USER, k) not in self.active and k not in ("person", "pet")
-                      and (USER, k) not in self.forgotten and (USER, k) not in self.history]
-            if not untold:
+            missing = self.unknown_user_slots()
+            if not missing:
                 self.small_talk(session)
                 return
-            kind = r.choice(untold)
-            value, extra = self.value_for(kind, USER)
-            fact = Fact(kind, USER, value, extra)
+            kind, fact = r.choice(missing)
+            forgotten = fact is not None
+            if fact is None:
+                value, extra = self.value_for(kind, USER) if kind != "person" else ("", r.choice(self.untold_roles()))
+                fact = Fact(kind, USER, value, extra)
             question, tid, call = self.question(fact)
             results = [execute(self.store, call)]
-            reply = r.choice(ph.UNKNOWN_REPLIES)
+            reply = r.choice(ph.FORGOTTEN_REPLIES if forgotten else ph.UNKNOWN_REPLIES)
             spec = relation_spec(fact)
-            prefix = None if spec else OBSERVATION_KINDS[kind].template.split("{")[0]
+            prefix = None if spec else OBSERVATION_KINDS[fact.kind].template.split("{")[0]
             check_unknown(self.store.read_graph().to_dict(), self.policy.user_entity,
                           spec.relation if spec else None, prefix)
             action = "ask_unknown"
-        provenance = {"action": action, "templates": [tid]}
+        provenance: dict[str, Any] = {"action": action, "templates": [tid]}
+        if action == "ask_unknown":
+            provenance["asks_about"] = "forgotten" if forgotten else "untold"
         provenance.update(casual=False, typo=False)
         text = _capital(r.choice(ph.QUESTION_OPENERS) + question) if r.random() < 0.3 else _capital(question)
         session.turns.append(GenTurn(text, [call], results, reply, provenance, retrieval=True))
+
+    def unknown_user_slots(self) -> list[tuple[str, Fact | None]]:
+        """What memory holds nothing about now: (kind, the forgotten fact or None if never told).
+
+        One ("person", None) entry stands for all the relatives never mentioned; a forgotten
+        relative counts only while nobody else holds the role."""
+        missing: list[tuple[str, Fact | None]] = []
+        for kind in USER_KINDS:
+            if kind == "person" or (USER, kind) in self.active:
+                continue
+            if (USER, kind) in self.forgotten:
+                missing.append((kind, self.forgotten[(USER, kind)]))
+            elif (USER, kind) not in self.history:
+                missing.append((kind, None))
+        held = {p.role for p in self.people.values()}
+        for role in UNKNOWN_ROLES:
+            key = (USER, "person:" + role)
+            if role not in held and key not in self.active and key in self.forgotten:
+                missing.append(("person", self.forgotten[key]))
+        if self.untold_roles():
+            missing.append(("person", None))
+        return missing
+
+    def untold_roles(self) -> list[str]:
+        """Roles nobody holds and nobody ever held in this episode."""
+        held = {p.role for p in self.people.values()}
+        return [role for role in UNKNOWN_ROLES if role not in held and (USER, "person:" + role) not in self.active
+                and (USER, "person:" + role) not in self.forgotten]
 
     def question(self, fact: Fact, address: str | None = None) -> tuple[str, str, dict[str, Any]]:
         """A question about a fact's slot, its template id, and the gold retrieval call."""
@@ -540,7 +579,7 @@ class EpisodeBuilder:
         if number == 0:
             actions = ["intro"] + r.choices(["tell", "tell", "small_talk", "person"], k=r.randint(1, 3))
         else:
-            pool = ["tell"] * 4 + ["person"] * 2 + ["small_talk"] * 2 + ["ask"] * 3 + ["update"] * 3 + \
+            pool = ["tell"] * 4 + ["person"] * 2 + ["small_talk"] * 2 + ["ask"] * 4 + ["update"] * 3 + \
                    ["correct"] * 2 + ["forget"] * 2
             actions = r.choices(pool, k=r.randint(2, 5))
         return actions
@@ -723,7 +762,7 @@ class EpisodeBuilder:
         # abstain: a slot never filled
         kinds = [k for k in USER_KINDS if k not in ("person", "role") and (USER, k) not in active
                  and (USER, k) not in forgotten and (USER, k) not in history]
-        roles = [x for x in ("brother", "sister", "cousin", "neighbor", "roommate", "mentor")
+        roles = [x for x in UNKNOWN_ROLES
                  if all(p.role != x for p in people.values())
                  and all(f.extra != x for f in forgotten.values() if f.kind == "person")]
         if roles and (not kinds or r.random() < 0.3):

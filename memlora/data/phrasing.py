@@ -369,6 +369,10 @@ UNKNOWN_REPLIES: list[str] = [
     "I don't know, you haven't told me that.", "I don't have that in memory.", "You haven't mentioned that to me yet.",
     "I'm not sure: nothing about that is stored in my memory.", "I don't know. If you tell me, I'll remember it.",
 ]
+FORGOTTEN_REPLIES: list[str] = [
+    "I don't have that in memory anymore.", "I don't know: that's no longer stored in my memory.",
+    "Nothing about that is in my memory now.", "I don't have that stored.",
+]
 ACKS: list[str] = ["Got it", "Noted", "Thanks, I'll remember that", "Okay", "Good to know", "Understood", "Sure thing",
                    "Thanks for telling me", "All right", "Great"]
 FORGET_REPLIES: list[str] = ["Done, I've forgotten that.", "Okay, I deleted it from memory.", "Removed. I won't keep that.",
