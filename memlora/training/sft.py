@@ -331,8 +331,7 @@ def finish_from_checkpoint(trainer: Any, checkpoint: Path, peft_config: Any) -> 
     loss where one is recorded and still on disk, else the checkpoint itself)."""
     from transformers import TrainerState
 
-    trainer.state = TrainerState.load_from_json(str(checkpoint / "trainer_state.json"))
-    trainer._run_started = time.perf_counter()  # this run adds no training time
+    trainer.adopt_state(TrainerState.load_from_json(str(checkpoint / "trainer_state.json")))
     weights = checkpoint
     if trainer.args.load_best_model_at_end and trainer.state.best_model_checkpoint:
         best = checkpoint.parent / Path(trainer.state.best_model_checkpoint).name
@@ -418,6 +417,12 @@ def frozen_prefix_trainer(**kwargs: Any) -> Any:
         def train(self, *args: Any, **kw: Any) -> Any:
             self._run_started = time.perf_counter()
             return super().train(*args, **kw)
+
+        def adopt_state(self, state: Any) -> None:
+            """Takes a checkpoint's history as this run's, with no training time of its own."""
+            self.state = state
+            self._count_restored = False
+            self._run_started = time.perf_counter()
 
         def training_seconds(self) -> float:
             """Wall time of training so far, over every run that led to the current weights."""
