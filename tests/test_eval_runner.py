@@ -19,6 +19,7 @@ from memlora.evaluation.runner import (
     RESULTS_FILE,
     AgentPlayer,
     OraclePlayer,
+    ReferenceMemoryPlayer,
     ResumeMismatchError,
     RunConfig,
     prepare_out_dir,
@@ -184,6 +185,33 @@ def test_agent_path_records_and_scores(tmp_path: Path) -> None:
     assert roomy["invalid_steps_at_token_budget"] == {"value": 0.0, "count": 1}
 
 
+def test_reference_memory_asks_the_model_only_the_probes(tmp_path: Path) -> None:
+    """The reference calls write the memory; the model sees it in the probe session and answers."""
+    pytest.importorskip("memlora.agent.loop")
+    episode = copy.deepcopy(DOG_EPISODE)
+    episode["sessions"][0]["turns"][0]["calls"] = [
+        {"name": "create_entities", "arguments": {"entities": [{"name": "Biscuit", "entityType": "dog", "observations": []}]}}
+    ]
+    episode["probes"].append({"after": "s1", "question": "What is my cat called?", "answers": [], "kind": "abstain"})
+    episodes = parse_episodes(json.dumps(episode))
+    engine = ScriptedEngine(["Your cat is called Biscuit.", "Your dog is called Biscuit."])
+    run = dataclasses.replace(config(oracle=False, model="scripted"), reference_memory=True)
+    records = asyncio.run(run_episodes(episodes, ReferenceMemoryPlayer(AgentPlayer(engine)), tmp_path, run,
+                                       progress=False))
+    assert engine.script == [] and len(engine.prompts) == 2  # no session turn reached the model
+    assert "adopted a beagle" not in engine.prompts[0] and "Biscuit" in engine.prompts[0]
+    details, summary = score_run(episodes, {r.id: r for r in records}, oracle=True)
+    assert summary["graph"]["recall_structural"]["value"] == 1.0
+    assert summary["probes"]["accuracy"] == {"value": 0.5, "count": 2}  # the invented cat is wrong
+    # a folder of a run with the model in every session does not resume as this one, nor the reverse
+    with pytest.raises(ResumeMismatchError):
+        prepare_out_dir(tmp_path, config(oracle=False, model="scripted"))
+    plain = tmp_path / "plain"
+    prepare_out_dir(plain, config(oracle=False, model="scripted"))
+    with pytest.raises(ResumeMismatchError):
+        prepare_out_dir(plain, run)
+
+
 # ----------------------------------------------------------------------------- CLI
 
 
@@ -233,6 +261,8 @@ def test_cli_oracle_report_and_compare(tmp_path: Path) -> None:
     other.write_text(EXAMPLE.read_text().splitlines()[0] + "\n")
     refused = CliRunner().invoke(eval_command, [str(other), "--rescore", "--out", str(out)])
     assert refused.exit_code != 0 and "holds a run of another episode file" in refused.output
+    both = CliRunner().invoke(eval_command, [str(EXAMPLE), "--oracle", "--reference-memory", "--out", str(out)])
+    assert both.exit_code != 0 and "does not go with --oracle" in both.output
 
 
 @needs_example

@@ -22,6 +22,9 @@ from memlora.evaluation.episodes import EpisodeFileError, load_episodes
                    "Default: memlora's server in process on a fresh in-memory store.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder (resumable).")
 @click.option("--oracle", is_flag=True, help="Replay the episodes' reference calls instead of running a model.")
+@click.option("--reference-memory", is_flag=True,
+              help="Replay the reference calls for every session and ask only the probes of the model: "
+                   "probe accuracy on a perfect memory (reading alone, without writing).")
 @click.option("--concurrency", default=32, show_default=True, help="Episodes played at once (batched in the model).")
 @click.option("--max-steps", default=6, show_default=True, help="Assistant steps per user turn.")
 @click.option("--max-new-tokens", default=512, show_default=True, help="Tokens per assistant step.")
@@ -32,17 +35,23 @@ from memlora.evaluation.episodes import EpisodeFileError, load_episodes
               help="Score the episodes already finished in --out again under the current rules; loads no model.")
 def eval_command(
     episodes_path: str, model: str | None, adapter: str | None, server: str | None, out_dir: str, oracle: bool,
-    concurrency: int, max_steps: int, max_new_tokens: int, limit: int | None, device: str | None, no_progress: bool,
+    reference_memory: bool, concurrency: int, max_steps: int, max_new_tokens: int, limit: int | None, device: str | None, no_progress: bool,
     rescore: bool,
 ) -> None:
     """Score a model (and adapter), or the oracle, on an episode file; writes report.* to --out.
+
+    With --reference-memory the reference calls write the memory and the model answers only
+    the probes: graph scores are then the reference's, probe scores the model's.
 
     Interrupt it any time: rerun the same command to go on where it stopped.
     """
     from memlora.evaluation.metrics import score_run
     from memlora.evaluation.report import write_report
     from memlora.files import sha256_file
-    from memlora.evaluation.runner import AgentPlayer, OraclePlayer, ResumeMismatchError, RunConfig, run_episodes
+    from memlora.evaluation.metrics import oracle_can_score
+    from memlora.evaluation.runner import (
+        AgentPlayer, OraclePlayer, ReferenceMemoryPlayer, ResumeMismatchError, RunConfig, run_episodes,
+    )
 
     # The file is checked before anything heavy is loaded: a typo must not cost a model load.
     try:
@@ -59,6 +68,14 @@ def eval_command(
         return
     if oracle and (model or adapter):
         raise click.UsageError("--oracle replays reference calls: it takes no --model or --adapter")
+    if oracle and reference_memory:
+        raise click.UsageError("--reference-memory asks the probes of a model: it does not go with --oracle")
+    if reference_memory:
+        incomplete = [e.id for e in episodes if not all(oracle_can_score(e, i) for i in range(len(e.sessions)))]
+        if incomplete:
+            click.echo(f"warning: {len(incomplete)} episodes (first: {incomplete[0]}) have sessions without "
+                       "reference calls: their probes are asked on a memory missing what those sessions hold",
+                       err=True)
     if not oracle:
         from memlora.models.loading import DEFAULT_MODEL, choose_adapter
 
@@ -83,10 +100,13 @@ def eval_command(
             engine, adapter=adapter_name(adapter) if adapter else None,
             params=SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0), max_steps=max_steps,
         )
+        if reference_memory:
+            player = ReferenceMemoryPlayer(player)
     config = RunConfig(
         episodes=str(episodes_path), episodes_sha256=sha256_file(episodes_path),
         model=None if oracle else model, adapter=adapter, server=server, oracle=oracle, dtype=dtype,
         max_steps=None if oracle else max_steps, max_new_tokens=None if oracle else max_new_tokens,
+        reference_memory=reference_memory,
     )
     out = Path(out_dir)
     try:
@@ -95,7 +115,7 @@ def eval_command(
         )
     except ResumeMismatchError as error:
         raise click.ClickException(str(error)) from error
-    details, summary = score_run(episodes, {r.id: r for r in records}, oracle=oracle,
+    details, summary = score_run(episodes, {r.id: r for r in records}, oracle=oracle or reference_memory,
                                  max_new_tokens=config.max_new_tokens)
     write_report(out, config.to_dict(), summary, details)
     click.echo((out / "report.md").read_text(encoding="utf-8"))
@@ -120,7 +140,7 @@ def _rescore(episodes_path: str, episodes: list[Any], out: Path) -> None:
     if missing:
         click.echo(f"warning: {len(missing)} of {len(episodes)} episodes have no result in {out} yet "
                    f"(first: {missing[0]}); they score as empty", err=True)
-    details, summary = score_run(episodes, records, oracle=bool(config.get("oracle")),
+    details, summary = score_run(episodes, records, oracle=bool(config.get("oracle") or config.get("reference_memory")),
                                  max_new_tokens=config.get("max_new_tokens"))
     write_report(out, config, summary, details)
     click.echo((out / "report.md").read_text(encoding="utf-8"))

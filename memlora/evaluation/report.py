@@ -85,6 +85,8 @@ def render_markdown(config: dict[str, Any], summary: dict[str, Any], details: Se
         who += f", adapter `{config['adapter']}`"
     if config.get("dtype"):
         who += f", {config['dtype']}"
+    if config.get("reference_memory"):
+        who += ", answering probes on the reference memory"
     lines = [
         f"# Evaluation: {who}",
         "",
@@ -95,6 +97,9 @@ def render_markdown(config: dict[str, Any], summary: dict[str, Any], details: Se
         "",
         "Scoring rules: docs/evaluation.md. Shares come with the count they are taken over.",
         "",
+        *(["The sessions replayed the reference calls (`--reference-memory`): graph scores and the session "
+           "phase's call validity are the reference's; the probe rows are the model's.", ""]
+          if config.get("reference_memory") else []),
         "## Headline",
         "",
     ]
@@ -205,6 +210,8 @@ def run_label(config: dict[str, Any], directory: Path) -> str:
     label = str(config.get("model"))
     if config.get("adapter"):
         label += f" + {Path(str(config['adapter'])).name}"
+    if config.get("reference_memory"):
+        label += ", reference memory"
     return f"{label} ({directory.name})"
 
 

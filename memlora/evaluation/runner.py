@@ -9,7 +9,7 @@ the agent's engine can batch their generations. Finished episodes are appended t
 Two players: the model (through `memlora.agent`) and the oracle, which replays the episode's
 reference `calls` through the same MCP path and answers probes with the first answer (or "I
 don't know"). The oracle checks the data and the scorer: on complete reference data it scores
-100%.
+100%. A third combines them: the oracle writes the memory and the model answers the probes.
 """
 
 from __future__ import annotations
@@ -203,6 +203,26 @@ class AgentPlayer:
         return turn_from_agent(await agent.turn(probe.question))
 
 
+class ReferenceMemoryPlayer:
+    """The reference writes the memory; the model only answers the probes.
+
+    Probe accuracy then measures reading alone: whether the model finds and reports what a
+    perfect memory holds, and admits what it does not. Set beside a normal run, it tells a
+    writing failure from a reading one, and it costs a fraction of a full run (no session turn
+    is generated).
+    """
+
+    def __init__(self, model: AgentPlayer) -> None:
+        self.reference = OraclePlayer()
+        self.model = model
+
+    async def play_session(self, episode: Episode, session_index: int, client: Any) -> list[TurnRecord]:
+        return await self.reference.play_session(episode, session_index, client)
+
+    async def ask(self, episode: Episode, probe: Probe, client: Any) -> TurnRecord:
+        return await self.model.ask(episode, probe, client)
+
+
 def turn_from_agent(turn: Any) -> TurnRecord:
     """The agent's turn record (memlora.agent.loop.TurnRecord) in the evaluator's own terms."""
     steps = []
@@ -283,6 +303,7 @@ class RunConfig:
     dtype: str | None = None  # the model's weight dtype: recorded, not checked on resume
     max_steps: int | None = None  # the agent's budget per user turn (None: the oracle)
     max_new_tokens: int | None = None
+    reference_memory: bool = False  # sessions replayed from reference calls, the model asked the probes
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -302,6 +323,9 @@ def prepare_out_dir(out_dir: Path, config: RunConfig) -> dict[str, EpisodeRecord
         # folders written before the budget was recorded lack its keys: those resume under any budget
         keys = ("episodes_sha256", "model", "adapter", "server", "oracle") + tuple(
             k for k in ("max_steps", "max_new_tokens") if k in previous)
+        # and before reference_memory: those played the model in every session
+        previous.setdefault("reference_memory", False)
+        keys += ("reference_memory",)
         if any(previous.get(k) != mine[k] for k in keys):
             raise ResumeMismatchError(
                 f"{out_dir} holds a run with other settings ({ {k: previous.get(k) for k in keys} }); "
