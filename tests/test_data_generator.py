@@ -281,3 +281,7 @@ def test_some_questions_have_no_answer_in_memory_and_get_an_honest_reply() -> No
                                                                  "roommate", "mentor"))
     assert len(unknown) > 0.04 * turns
     assert forgotten > 0 and relatives > 0
+    # the evaluator reads every one of these replies as "does not know"
+    from memlora.evaluation.scoring import is_abstention
+
+    assert all(is_abstention(reply) for reply in ph.UNKNOWN_REPLIES + ph.FORGOTTEN_REPLIES)
