@@ -306,6 +306,8 @@ def test_probe_forbidden_wins() -> None:
         "That's not something you've shared with me.",
         "There's no dog stored in memory.",
         "I'm not certain.",
+        "Your favorite color is not specified in the memory.",
+        "Your birthday is not yet known.",
     ],
 )
 def test_abstention_detected(reply: str) -> None:
@@ -315,7 +317,7 @@ def test_abstention_detected(reply: str) -> None:
 
 @pytest.mark.parametrize("reply", ["Your dog is called Rex.", "She lives in Lisbon.", "Known for his kindness",
                                    "You told me she lives in Lisbon.", "Your sister Mia mentioned it: Rex.",
-                                   "It is certainly Rex."])
+                                   "It is certainly Rex.", "She is well known in Lisbon."])
 def test_non_abstention(reply: str) -> None:
     assert not is_abstention(reply)
     assert not score_probe(probe(kind="abstain"), reply).correct

@@ -538,6 +538,7 @@ ABSTENTION_PATTERNS: tuple[str, ...] = (
     r"\b(?:isn'?t|is not|wasn'?t|was not|aren'?t|are not|not) (?:stored|recorded|saved|mentioned|in (?:my )?memory)\b",
     r"\bno longer (?:know|have|keep|store|hold|remember)\b",
     r"\b(?:i'?m|i am) not aware\b",
+    r"\bnot (?:yet )?(?:known|specified|listed)\b",
     r"\bunknown\b",
 )
 _ABSTENTION = re.compile("|".join(f"(?:{p})" for p in ABSTENTION_PATTERNS))
