@@ -428,7 +428,10 @@ class EpisodeBuilder:
             if not missing:
                 self.small_talk(session)
                 return
-            kind, fact = r.choice(missing)
+            # one entry stands for every unmentioned relative: pick it as often as probes ask for one
+            others = [m for m in missing if m != ("person", None)]
+            kind, fact = ("person", None) if len(others) < len(missing) and (not others or r.random() < 0.3) \
+                else r.choice(others)
             forgotten = fact is not None
             if fact is None:
                 value, extra = self.value_for(kind, USER) if kind != "person" else ("", r.choice(self.untold_roles()))
