@@ -200,9 +200,12 @@ def test_reference_memory_asks_the_model_only_the_probes(tmp_path: Path) -> None
                                        progress=False))
     assert engine.script == [] and len(engine.prompts) == 2  # no session turn reached the model
     assert "adopted a beagle" not in engine.prompts[0] and "Biscuit" in engine.prompts[0]
-    details, summary = score_run(episodes, {r.id: r for r in records}, oracle=True)
+    details, summary = score_run(episodes, {r.id: r for r in records}, reference_memory=True)
     assert summary["graph"]["recall_structural"]["value"] == 1.0
     assert summary["probes"]["accuracy"] == {"value": 0.5, "count": 2}  # the invented cat is wrong
+    # the reference's session turns count in no model score: only the two probe turns do
+    assert summary["turns"]["count"] == 2 and set(summary["format_validity"]["steps"]) == {"all", "probe"}
+    assert summary["unnecessary_writes"]["all"] == {"value": 0.0, "count": 2}
     # a folder of a run with the model in every session does not resume as this one, nor the reverse
     with pytest.raises(ResumeMismatchError):
         prepare_out_dir(tmp_path, config(oracle=False, model="scripted"))

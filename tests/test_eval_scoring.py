@@ -317,7 +317,11 @@ def test_abstention_detected(reply: str) -> None:
 
 @pytest.mark.parametrize("reply", ["Your dog is called Rex.", "She lives in Lisbon.", "Known for his kindness",
                                    "You told me she lives in Lisbon.", "Your sister Mia mentioned it: Rex.",
-                                   "It is certainly Rex.", "She is well known in Lisbon."])
+                                   "It is certainly Rex.", "She is well known in Lisbon.",
+                                   "The cat is called Mochi (breed not specified).",
+                                   "Your brother is Tom, not listed with a city.",
+                                   "Your cousin is Ana; where she lives is not specified here, but she is Ana.",
+                                   "You have not known him long: his name is Sam."])
 def test_non_abstention(reply: str) -> None:
     assert not is_abstention(reply)
     assert not score_probe(probe(kind="abstain"), reply).correct

@@ -41,7 +41,7 @@ def eval_command(
     """Score a model (and adapter), or the oracle, on an episode file; writes report.* to --out.
 
     With --reference-memory the reference calls write the memory and the model answers only
-    the probes: graph scores are then the reference's, probe scores the model's.
+    the probes: graph scores are then the reference's, every other score the model's probes'.
 
     Interrupt it any time: rerun the same command to go on where it stopped.
     """
@@ -115,8 +115,8 @@ def eval_command(
         )
     except ResumeMismatchError as error:
         raise click.ClickException(str(error)) from error
-    details, summary = score_run(episodes, {r.id: r for r in records}, oracle=oracle or reference_memory,
-                                 max_new_tokens=config.max_new_tokens)
+    details, summary = score_run(episodes, {r.id: r for r in records}, oracle=oracle,
+                                 max_new_tokens=config.max_new_tokens, reference_memory=reference_memory)
     write_report(out, config.to_dict(), summary, details)
     click.echo((out / "report.md").read_text(encoding="utf-8"))
 
@@ -140,8 +140,9 @@ def _rescore(episodes_path: str, episodes: list[Any], out: Path) -> None:
     if missing:
         click.echo(f"warning: {len(missing)} of {len(episodes)} episodes have no result in {out} yet "
                    f"(first: {missing[0]}); they score as empty", err=True)
-    details, summary = score_run(episodes, records, oracle=bool(config.get("oracle") or config.get("reference_memory")),
-                                 max_new_tokens=config.get("max_new_tokens"))
+    details, summary = score_run(episodes, records, oracle=bool(config.get("oracle")),
+                                 max_new_tokens=config.get("max_new_tokens"),
+                                 reference_memory=bool(config.get("reference_memory")))
     write_report(out, config, summary, details)
     click.echo((out / "report.md").read_text(encoding="utf-8"))
 

@@ -191,11 +191,14 @@ class _GraphTally:
         }
 
 
-def summarize(scored: Iterable[dict[str, Any]], max_new_tokens: int | None = None) -> dict[str, Any]:
+def summarize(scored: Iterable[dict[str, Any]], max_new_tokens: int | None = None,
+              model_played_sessions: bool = True) -> dict[str, Any]:
     """Aggregates per-episode scores into the numbers the report shows.
 
     With the run's `max_new_tokens`, it also counts the invalid steps that stopped at that
     budget: a call cut off mid-way is a format error either way, but one a larger budget fixes.
+    Without `model_played_sessions`, call validity, writes, tokens and seconds count the probe
+    turns alone: the session turns were the reference's.
     """
     episodes = failed = 0
     step_valid, call_valid = defaultdict(Share), defaultdict(Share)
@@ -234,7 +237,7 @@ def summarize(scored: Iterable[dict[str, Any]], max_new_tokens: int | None = Non
         episodes += 1
         failed += episode["error"] is not None
         for position, session in enumerate(episode["sessions"], start=1):
-            for turn in session["turns"]:
+            for turn in session["turns"] if model_played_sessions else ():
                 count_turn(turn, "session")
             if not session["scored"]:
                 skipped += 1
@@ -306,7 +309,11 @@ def _bucket_order(bucket: str) -> int:
 
 
 def score_run(episodes: Sequence[Episode], records: dict[str, EpisodeRecord], oracle: bool = False,
-              max_new_tokens: int | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Per-episode details (in file order) and the summary of a run."""
-    details = [score_episode(e, records.get(e.id), oracle) for e in episodes]
-    return details, summarize(details, max_new_tokens)
+              max_new_tokens: int | None = None, reference_memory: bool = False,
+              ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Per-episode details (in file order) and the summary of a run.
+
+    `reference_memory`: the oracle played the sessions and the model only the probes, so the
+    sessions are scored as the oracle's and their turns stay out of the model's turn counts."""
+    details = [score_episode(e, records.get(e.id), oracle or reference_memory) for e in episodes]
+    return details, summarize(details, max_new_tokens, model_played_sessions=not reference_memory)

@@ -97,8 +97,8 @@ def render_markdown(config: dict[str, Any], summary: dict[str, Any], details: Se
         "",
         "Scoring rules: docs/evaluation.md. Shares come with the count they are taken over.",
         "",
-        *(["The sessions replayed the reference calls (`--reference-memory`): graph scores and the session "
-           "phase's call validity are the reference's; the probe rows are the model's.", ""]
+        *(["The sessions replayed the reference calls (`--reference-memory`): the graph scores are the "
+           "reference's; call validity, writes, tokens and seconds count the model's probe turns alone.", ""]
           if config.get("reference_memory") else []),
         "## Headline",
         "",

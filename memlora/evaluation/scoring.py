@@ -538,7 +538,9 @@ ABSTENTION_PATTERNS: tuple[str, ...] = (
     r"\b(?:isn'?t|is not|wasn'?t|was not|aren'?t|are not|not) (?:stored|recorded|saved|mentioned|in (?:my )?memory)\b",
     r"\bno longer (?:know|have|keep|store|hold|remember)\b",
     r"\b(?:i'?m|i am) not aware\b",
-    r"\bnot (?:yet )?(?:known|specified|listed)\b",
+    # only as the whole statement ("Your birthday is not yet known."), not as a side remark in
+    # an answer ("Tom, city not specified")
+    r"\b(?:is|are|was|were) not (?:yet )?(?:known|specified|listed)(?: (?:in|to) (?:the |my )?(?:memory|me))?\s*(?:[.!]|$)",
     r"\bunknown\b",
 )
 _ABSTENTION = re.compile("|".join(f"(?:{p})" for p in ABSTENTION_PATTERNS))
