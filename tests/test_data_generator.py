@@ -280,7 +280,7 @@ def test_some_questions_have_no_answer_in_memory_and_get_an_honest_reply() -> No
                 relatives += any(role in turn.user for role in ("brother", "sister", "cousin", "neighbor",
                                                                  "roommate", "mentor"))
     assert len(unknown) > 0.04 * turns
-    assert forgotten > 0
+    assert forgotten > 0.05 * len(unknown)  # only possible after a forget, but then asked often
     assert relatives > 0.15 * len(unknown)  # abstain probes ask about a relative about a third of the time
     # the evaluator reads every one of these replies as "does not know"
     from memlora.evaluation.scoring import is_abstention

@@ -428,14 +428,17 @@ class EpisodeBuilder:
             if not missing:
                 self.small_talk(session)
                 return
-            # one entry stands for every unmentioned relative: pick it as often as probes ask for one
-            others = [m for m in missing if m != ("person", None)]
-            kind, fact = ("person", None) if len(others) < len(missing) and (not others or r.random() < 0.3) \
-                else r.choice(others)
+            # three groups, weighted as the probes weigh them: a forgotten fact, a relative never
+            # mentioned (one entry stands for all roles), a detail never told
+            groups = [[m for m in missing if m[1] is not None], [m for m in missing if m == ("person", None)],
+                      [m for m in missing if m[1] is None and m[0] != "person"]]
+            weights = [3 if groups[0] else 0, 3 if groups[1] else 0, 4 if groups[2] else 0]
+            kind, fact = r.choice(r.choices(groups, weights)[0])
             forgotten = fact is not None
-            if fact is None:
-                value, extra = self.value_for(kind, USER) if kind != "person" else ("", r.choice(self.untold_roles()))
-                fact = Fact(kind, USER, value, extra)
+            if fact is None:  # the question names no value: only a pet's species and a relative's role
+                extra = r.choice(self.untold_roles()) if kind == "person" else \
+                    r.choice(sorted(vocab.PET_SPECIES)) if kind == "pet" else ""
+                fact = Fact(kind, USER, "", extra)
             question, tid, call = self.question(fact)
             results = [execute(self.store, call)]
             reply = r.choice(ph.FORGOTTEN_REPLIES if forgotten else ph.UNKNOWN_REPLIES)
@@ -462,7 +465,8 @@ class EpisodeBuilder:
                 continue
             if (USER, kind) in self.forgotten:
                 missing.append((kind, self.forgotten[(USER, kind)]))
-            elif (USER, kind) not in self.history:
+            elif (USER, kind) not in self.history and not (kind == "role" and (USER, "works_at") in self.active):
+                # "what's my job?" while the employer is known reads as a question about the employer
                 missing.append((kind, None))
         held = {p.role for p in self.people.values()}
         for role in UNKNOWN_ROLES:
