@@ -286,3 +286,22 @@ def test_some_questions_have_no_answer_in_memory_and_get_an_honest_reply() -> No
     from memlora.evaluation.scoring import is_abstention
 
     assert all(is_abstention(reply) for reply in ph.UNKNOWN_REPLIES + ph.FORGOTTEN_REPLIES)
+
+
+def test_a_question_by_role_is_answered_through_the_person() -> None:
+    """"Where does my mentor live?" opens the mentor and names the link: "Your mentor Ana lives in ..."."""
+    checked = 0
+    for index in range(100):
+        generated = generate_episode(7, "train", index)
+        user = generated.episode["user"]["name"] or DEFAULT_USER_ENTITY
+        for session in generated.sessions:
+            for turn in session.turns:
+                if turn.provenance["action"] != "ask" or turn.calls[0]["name"] != "open_nodes":
+                    continue
+                (opened,) = turn.calls[0]["arguments"]["names"]
+                entity = turn.results[0]["entities"][0]
+                if opened == user or opened in turn.user or entity["entityType"] != "person":
+                    continue
+                assert turn.reply.startswith("Your ") and opened in turn.reply, (turn.user, turn.reply)
+                checked += 1
+    assert checked > 10

@@ -303,12 +303,16 @@ class EpisodeBuilder:
         provenance["typo"] = typo
         return finish(pieces, casual=casual)
 
-    def say(self, fact: Fact) -> str:
+    def say(self, fact: Fact, by_role: bool = False) -> str:
+        """The fact as a reply clause; `by_role` names a person as "your sister Mia", for a
+        question that asked by role, so the reply shows the link the answer went through."""
         subject = "user" if fact.subject == USER else (
             SUBJECT_OF_CHILD[fact.kind] if fact.kind in SUBJECT_OF_CHILD else "person")
         slots = {k: v for k, v in self.slots(fact).items() if isinstance(v, str)}
         if subject == "person":
             slots["name"] = fact.subject
+            if by_role and fact.subject in self.people:
+                slots["name"] = f"your {self.people[fact.subject].role} {fact.subject}"
         return with_article(ph.SAY[(fact.kind, subject)].format(**slots))
 
     # --- turns --------------------------------------------------------------------------------
@@ -418,9 +422,10 @@ class EpisodeBuilder:
         known = [f for f in self.active.values() if f.kind != "name"]
         if known and r.random() < 0.6:
             fact = r.choice(known)
-            question, tid, call = self.question(fact)
+            address = r.choice(["name", "role"]) if fact.subject != USER and fact.kind not in SUBJECT_OF_CHILD else None
+            question, tid, call = self.question(fact, address)
             results = [execute(self.store, call)]
-            reply = _sentence(self.say(fact))
+            reply = _sentence(self.say(fact, by_role=address == "role"))
             check_retrieval(results[0], fact.value)
             action = "ask"
         else:
