@@ -429,21 +429,22 @@ class EpisodeBuilder:
             check_retrieval(results[0], fact.value)
             action = "ask"
         else:
-            missing = self.unknown_user_slots()
-            if not missing:
+            # weighted as the probes weigh them: a forgotten fact, a relative never mentioned, a
+            # detail never told
+            forgotten_facts, roles, kinds = self.unanswerable()
+            weights = [3 if forgotten_facts else 0, 3 if roles else 0, 4 if kinds else 0]
+            if not any(weights):
                 self.small_talk(session)
                 return
-            # three groups, weighted as the probes weigh them: a forgotten fact, a relative never
-            # mentioned (one entry stands for all roles), a detail never told
-            groups = [[m for m in missing if m[1] is not None], [m for m in missing if m == ("person", None)],
-                      [m for m in missing if m[1] is None and m[0] != "person"]]
-            weights = [3 if groups[0] else 0, 3 if groups[1] else 0, 4 if groups[2] else 0]
-            kind, fact = r.choice(r.choices(groups, weights)[0])
-            forgotten = fact is not None
-            if fact is None:  # the question names no value: only a pet's species and a relative's role
-                extra = r.choice(self.untold_roles()) if kind == "person" else \
-                    r.choice(sorted(vocab.PET_SPECIES)) if kind == "pet" else ""
-                fact = Fact(kind, USER, "", extra)
+            group = r.choices(("forgotten", "relative", "detail"), weights)[0]
+            forgotten = group == "forgotten"
+            if forgotten:
+                fact = r.choice(forgotten_facts)
+            elif group == "relative":  # the question names no value, only the role
+                fact = Fact("person", USER, "", r.choice(roles))
+            else:  # nor here, but a pet's species
+                kind = r.choice(kinds)
+                fact = Fact(kind, USER, "", r.choice(sorted(vocab.PET_SPECIES)) if kind == "pet" else "")
             question, tid, call = self.question(fact)
             results = [execute(self.store, call)]
             reply = r.choice(ph.FORGOTTEN_REPLIES if forgotten else ph.UNKNOWN_REPLIES)
@@ -459,34 +460,32 @@ class EpisodeBuilder:
         text = _capital(r.choice(ph.QUESTION_OPENERS) + question) if r.random() < 0.3 else _capital(question)
         session.turns.append(GenTurn(text, [call], results, reply, provenance, retrieval=True))
 
-    def unknown_user_slots(self) -> list[tuple[str, Fact | None]]:
-        """What memory holds nothing about now: (kind, the forgotten fact or None if never told).
+    def unanswerable(self) -> tuple[list[Fact], list[str], list[str]]:
+        """What memory holds nothing about now: facts about the user that were forgotten,
+        relatives' roles nobody ever held, and kinds of detail the user never told.
 
-        One ("person", None) entry stands for all the relatives never mentioned; a forgotten
-        relative counts only while nobody else holds the role."""
-        missing: list[tuple[str, Fact | None]] = []
+        A forgotten relative counts only while nobody else holds the role."""
+        held = {p.role for p in self.people.values()}
+        forgotten: list[Fact] = []
+        kinds: list[str] = []
         for kind in USER_KINDS:
             if kind == "person" or (USER, kind) in self.active:
                 continue
             if (USER, kind) in self.forgotten:
-                missing.append((kind, self.forgotten[(USER, kind)]))
+                forgotten.append(self.forgotten[(USER, kind)])
             elif (USER, kind) not in self.history and not (kind == "role" and (USER, "works_at") in self.active):
                 # "what's my job?" while the employer is known reads as a question about the employer
-                missing.append((kind, None))
-        held = {p.role for p in self.people.values()}
+                kinds.append(kind)
+        roles: list[str] = []
         for role in UNKNOWN_ROLES:
             key = (USER, "person:" + role)
-            if role not in held and key not in self.active and key in self.forgotten:
-                missing.append(("person", self.forgotten[key]))
-        if self.untold_roles():
-            missing.append(("person", None))
-        return missing
-
-    def untold_roles(self) -> list[str]:
-        """Roles nobody holds and nobody ever held in this episode."""
-        held = {p.role for p in self.people.values()}
-        return [role for role in UNKNOWN_ROLES if role not in held and (USER, "person:" + role) not in self.active
-                and (USER, "person:" + role) not in self.forgotten]
+            if role in held or key in self.active:
+                continue
+            if key in self.forgotten:
+                forgotten.append(self.forgotten[key])
+            else:
+                roles.append(role)
+        return forgotten, roles, kinds
 
     def question(self, fact: Fact, address: str | None = None) -> tuple[str, str, dict[str, Any]]:
         """A question about a fact's slot, its template id, and the gold retrieval call."""

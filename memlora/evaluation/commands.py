@@ -45,10 +45,9 @@ def eval_command(
 
     Interrupt it any time: rerun the same command to go on where it stopped.
     """
-    from memlora.evaluation.metrics import score_run
+    from memlora.evaluation.metrics import oracle_can_score, score_run
     from memlora.evaluation.report import write_report
     from memlora.files import sha256_file
-    from memlora.evaluation.metrics import oracle_can_score
     from memlora.evaluation.runner import (
         AgentPlayer, OraclePlayer, ReferenceMemoryPlayer, ResumeMismatchError, RunConfig, run_episodes,
     )
@@ -71,7 +70,8 @@ def eval_command(
     if oracle and reference_memory:
         raise click.UsageError("--reference-memory asks the probes of a model: it does not go with --oracle")
     if reference_memory:
-        incomplete = [e.id for e in episodes if not all(oracle_can_score(e, i) for i in range(len(e.sessions)))]
+        # oracle_can_score looks at every session up to the one it is given: the last covers all
+        incomplete = [e.id for e in episodes if not oracle_can_score(e, len(e.sessions) - 1)]
         if incomplete:
             click.echo(f"warning: {len(incomplete)} episodes (first: {incomplete[0]}) have sessions without "
                        "reference calls: their probes are asked on a memory missing what those sessions hold",
