@@ -193,19 +193,23 @@ def test_reference_memory_asks_the_model_only_the_probes(tmp_path: Path) -> None
         {"name": "create_entities", "arguments": {"entities": [{"name": "Biscuit", "entityType": "dog", "observations": []}]}}
     ]
     episode["probes"].append({"after": "s1", "question": "What is my cat called?", "answers": [], "kind": "abstain"})
+    episode["probes"].append({"after": "s1", "question": "Is Biscuit a dog?", "answers": ["dog"], "kind": "single"})
     episodes = parse_episodes(json.dumps(episode))
-    engine = ScriptedEngine(["Your cat is called Biscuit.", "Your dog is called Biscuit."])
+    engine = ScriptedEngine(["Your cat is called Biscuit.", "I don't know.", "Your dog is called Biscuit."])
     run = dataclasses.replace(config(oracle=False, model="scripted"), reference_memory=True)
     records = asyncio.run(run_episodes(episodes, ReferenceMemoryPlayer(AgentPlayer(engine)), tmp_path, run,
                                        progress=False))
-    assert engine.script == [] and len(engine.prompts) == 2  # no session turn reached the model
+    assert engine.script == [] and len(engine.prompts) == 3  # no session turn reached the model
     assert "adopted a beagle" not in engine.prompts[0] and "Biscuit" in engine.prompts[0]
     details, summary = score_run(episodes, {r.id: r for r in records}, reference_memory=True)
     assert summary["graph"]["recall_structural"]["value"] == 1.0
-    assert summary["probes"]["accuracy"] == {"value": 0.5, "count": 2}  # the invented cat is wrong
-    # the reference's session turns count in no model score: only the two probe turns do
-    assert summary["turns"]["count"] == 2 and set(summary["format_validity"]["steps"]) == {"all", "probe"}
-    assert summary["unnecessary_writes"]["all"] == {"value": 0.0, "count": 2}
+    # the invented cat is wrong, and so is "don't know" where memory holds the dog
+    assert summary["probes"]["accuracy"] == {"value": 1 / 3, "count": 3}
+    assert summary["probes"]["dont_know"] == {"answerable": {"value": 0.5, "count": 2},
+                                              "unanswerable": {"value": 0.0, "count": 1}}
+    # the reference's session turns count in no model score: only the three probe turns do
+    assert summary["turns"]["count"] == 3 and set(summary["format_validity"]["steps"]) == {"all", "probe"}
+    assert summary["unnecessary_writes"]["all"] == {"value": 0.0, "count": 3}
     # a folder of a run with the model in every session does not resume as this one, nor the reverse
     with pytest.raises(ResumeMismatchError):
         prepare_out_dir(tmp_path, config(oracle=False, model="scripted"))

@@ -211,6 +211,9 @@ def summarize(scored: Iterable[dict[str, Any]], max_new_tokens: int | None = Non
     snapshots = skipped = 0
     probes, probes_by_kind = Share(), {k: Share() for k in PROBE_KINDS}
     probes_by_distance: dict[str, Share] = defaultdict(Share)
+    # "don't know" on probes memory can answer against those it cannot: a model that abstains
+    # more often everywhere raises both, one that reads the memory only the second
+    dont_know = {"answerable": Share(), "unanswerable": Share()}
     turns = tokens = completion_tokens = 0
     seconds = 0.0
 
@@ -268,6 +271,7 @@ def summarize(scored: Iterable[dict[str, Any]], max_new_tokens: int | None = Non
             probes.add(probe["correct"])
             probes_by_kind.setdefault(probe["kind"], Share()).add(probe["correct"])
             probes_by_distance[distance_bucket(probe["distance"])].add(probe["correct"])
+            dont_know["answerable" if probe["answers"] else "unanswerable"].add(probe["abstained"])
             if probe["turn"] is not None:
                 count_turn(probe["turn"], "probe")
 
@@ -294,6 +298,7 @@ def summarize(scored: Iterable[dict[str, Any]], max_new_tokens: int | None = Non
             "accuracy": probes.to_dict(),
             "by_kind": {k: v.to_dict() for k, v in probes_by_kind.items()},
             "by_distance": {k: v.to_dict() for k, v in sorted(probes_by_distance.items(), key=lambda kv: _bucket_order(kv[0]))},
+            "dont_know": {k: v.to_dict() for k, v in dont_know.items()},
         },
         "turns": {
             "count": turns,

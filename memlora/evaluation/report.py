@@ -42,6 +42,8 @@ HEADLINE: tuple[tuple[str, str], ...] = (
     ("probe accuracy: update", "probes.by_kind.update"),
     ("probe accuracy: forget", "probes.by_kind.forget"),
     ("probe accuracy: abstain", "probes.by_kind.abstain"),
+    ("\"don't know\" on probes with an answer (lower is better)", "probes.dont_know.answerable"),
+    ("\"don't know\" on probes without one", "probes.dont_know.unanswerable"),
     ("tokens per turn", "turns.tokens_per_turn"),
     ("generated tokens per turn", "turns.completion_tokens_per_turn"),
     ("seconds per turn", "turns.seconds_per_turn"),
