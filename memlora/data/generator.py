@@ -422,7 +422,8 @@ class EpisodeBuilder:
         known = [f for f in self.active.values() if f.kind != "name"]
         if known and r.random() < 0.6:
             fact = r.choice(known)
-            address = r.choice(["name", "role"]) if fact.subject != USER and fact.kind not in SUBJECT_OF_CHILD else None
+            # drawn here rather than in question() because the reply depends on it too
+            address = r.choice(["name", "role"]) if fact.subject != USER else None
             question, tid, call = self.question(fact, address)
             results = [execute(self.store, call)]
             reply = _sentence(self.say(fact, by_role=address == "role"))
