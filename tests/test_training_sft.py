@@ -109,6 +109,46 @@ def test_frozen_prefix_loss_equals_the_full_sequence_loss_before_training(tiny: 
     assert torch.allclose(frozen, plain, atol=1e-4), (frozen, plain)
 
 
+def test_frozen_prefix_loss_of_a_padded_batch_equals_the_rows_plain_loss(tiny: Any, tmp_path: Path) -> None:
+    """On a GPU rows go several to a batch: the shared cache is repeated and short rows padded.
+
+    Padding must not shift positions or leak into the loss, so the batch loss is the plain
+    per-token loss over both rows' labelled tokens together."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTConfig
+
+    from memlora.training.sft import frozen_prefix_trainer
+
+    rows = [session_row(), session_row("My name is Ines Duarte, and I would like you to keep that in mind.",
+                                       "Hello Ines, I will remember your name from now on.")]
+    cut, prefix = tokenize_rows(tiny.tokenizer, rows, frozen_prefix=True)
+    full, _ = tokenize_rows(tiny.tokenizer, rows, frozen_prefix=False)
+    assert len(cut[0]["input_ids"]) != len(cut[1]["input_ids"])  # so the collator pads one
+    trainer = frozen_prefix_trainer(
+        model=tiny_model("qwen", seed=3).model,  # unwrapped: the module's model already carries a LoRA
+        args=SFTConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, activation_checkpointing=False,
+                       bf16=False),
+        train_dataset=Dataset.from_list(cut),
+        processing_class=tiny.tokenizer,
+        peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
+        prefix_ids=prefix,
+    )
+    model = trainer.model
+    model.eval()
+    batch = trainer.data_collator(cut)
+    assert batch["input_ids"].shape[0] == 2 and not bool(batch["attention_mask"].all())
+    with torch.no_grad():
+        frozen = trainer.compute_loss(model, dict(batch))
+        total, count = torch.tensor(0.0), 0
+        for row in full:
+            labels = torch.tensor([row["labels"]])
+            logits = model(input_ids=torch.tensor([row["input_ids"]])).logits.float()
+            total += torch.nn.functional.cross_entropy(logits[0, :-1], labels[0, 1:], ignore_index=-100, reduction="sum")
+            count += int((labels[0, 1:] != -100).sum())
+    assert torch.allclose(frozen, total / count, atol=1e-4), (frozen, total / count)
+
+
 def test_tiny_end_to_end_run_writes_adapter_card_and_plot(tiny: Any, tmp_path: Path) -> None:
     model_dir = tmp_path / "tiny-model"
     tiny.model.save_pretrained(model_dir)
