@@ -204,6 +204,32 @@ def test_resume_continues_from_the_newest_checkpoint(tiny: Any, tmp_path: Path) 
     assert back["optimizer_steps"] == 1 and back["tokens"] == first["tokens"]
 
 
+def test_a_time_budget_ends_the_run_after_the_step_that_passes_it(tiny: Any, tmp_path: Path) -> None:
+    model_dir = tmp_path / "tiny-model"
+    tiny.model.save_pretrained(model_dir)
+    tiny.tokenizer.save_pretrained(model_dir)
+    data = tmp_path / "data"
+    write_rows(data, {"train": [session_row()] * 8, "validation": [session_row()]})
+    settings = SftSettings(data=data, out=tmp_path / "adapter", model=str(model_dir), lora=LoraSettings(r=4, alpha=8),
+                           max_steps=4, grad_accum=2, eval_every=2, save_every=2, max_minutes=1e-6, device="cpu")
+    out = train_sft(settings)
+    card = json.loads((out / "card.json").read_text())
+    assert card["training"]["optimizer_steps"] == 1  # of the 4 asked for
+    assert card["hyperparameters"]["max_minutes"] == 1e-6
+    history = json.loads((out / "training_log.json").read_text())
+    assert [e["step"] for e in history if "eval_loss" in e] == [1]  # validated although step 1 is off schedule
+    assert (out / "checkpoints" / "checkpoint-1").is_dir()  # saved too, so --resume can go on from it
+    assert (out / "adapter_model.safetensors").exists()
+    settings.max_minutes, settings.resume = None, True
+    assert json.loads((train_sft(settings) / "card.json").read_text())["training"]["optimizer_steps"] == 4
+
+
+def test_a_time_budget_must_be_positive(tmp_path: Path) -> None:
+    write_rows(tmp_path, {"train": [session_row()]})
+    with pytest.raises(SettingsError, match="--max-minutes must be more than 0, not 0"):
+        train_sft(SftSettings(data=tmp_path, out=tmp_path / "adapter", max_minutes=0))  # before loading a model
+
+
 def test_resume_refuses_a_step_count_before_every_checkpoint(tmp_path: Path) -> None:
     for step in (3, 4):
         (tmp_path / "adapter" / "checkpoints" / f"checkpoint-{step}").mkdir(parents=True)

@@ -37,6 +37,9 @@ def train() -> None:
 @click.option("--eval-every", default=25, show_default=True, help="Validation every N optimizer steps.")
 @click.option("--save-every", default=25, show_default=True, help="Checkpoint every N optimizer steps.")
 @click.option("--patience", default=4, show_default=True, help="Early-stopping patience in evaluations (0: off).")
+@click.option("--max-minutes", type=float, default=None,
+              help="Wall-time budget of this run: stop after the optimizer step that passes it, validate, "
+                   "save and write the adapter.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in OUT/checkpoints.")
 @click.option("--init-adapter", type=click.Path(path_type=Path, file_okay=False, exists=True), default=None,
@@ -54,7 +57,7 @@ def sft(
     data: Path, model: str, out: Path, lora_r: int, lora_alpha: int, lora_dropout: float,
     target_modules: str, mlp: bool, learning_rate: float, epochs: float, max_steps: int,
     batch_size: int, grad_accum: int, max_length: int, max_train_rows: int | None,
-    max_eval_rows: int, eval_every: int, save_every: int, patience: int, seed: int,
+    max_eval_rows: int, eval_every: int, save_every: int, patience: int, max_minutes: float | None, seed: int,
     resume: bool, init_adapter: Path | None, format_token_rows: bool, frozen_prefix: bool, threads: int | None, device: str | None,
     dtype: str | None,
 ) -> None:
@@ -67,7 +70,7 @@ def sft(
         learning_rate=learning_rate, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
         grad_accum=grad_accum, max_length=max_length, max_train_rows=max_train_rows,
         max_eval_rows=max_eval_rows, eval_every=eval_every, save_every=save_every,
-        early_stopping_patience=patience, seed=seed, resume=resume, init_adapter=init_adapter,
+        early_stopping_patience=patience, max_minutes=max_minutes, seed=seed, resume=resume, init_adapter=init_adapter,
         frozen_prefix=frozen_prefix,
         threads=threads, device=device, dtype=dtype,
     )

@@ -57,6 +57,7 @@ class SftSettings:
     eval_every: int = 25  # optimizer steps
     save_every: int = 25
     early_stopping_patience: int = 4
+    max_minutes: float | None = None  # wall-time budget of this run; stops after the step that passes it
     warmup_ratio: float = 0.03
     seed: int = 0
     resume: bool = False
@@ -251,6 +252,8 @@ def train_sft(settings: SftSettings) -> Path:
     callbacks = []
     if eval_dataset is not None and settings.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=settings.early_stopping_patience))
+    if settings.max_minutes:
+        callbacks.append(time_limit_callback(settings.max_minutes * 60))
     trainer = frozen_prefix_trainer(
         model=model,
         args=args,
@@ -297,6 +300,8 @@ def check_settings(settings: SftSettings, validates: bool) -> None:
                         ("--grad-accum", settings.grad_accum), ("--batch-size", settings.batch_size)):
         if value < 1:
             raise SettingsError(f"{name} must be at least 1, not {value}")
+    if settings.max_minutes is not None and not settings.max_minutes > 0:
+        raise SettingsError(f"--max-minutes must be more than 0, not {settings.max_minutes}")
     if validates and settings.save_every % settings.eval_every:
         raise SettingsError(
             f"--save-every ({settings.save_every}) must be a multiple of --eval-every ({settings.eval_every}): "
@@ -385,6 +390,31 @@ def token_rows_by_id(key: str, saved_rows: Any, current_rows: Any, saved_indices
             raise SettingsError(f"--init-adapter {path}: token {token} has a row there but not in this run")
         merged[position[token]] = saved_rows[row]
     return merged
+
+
+def time_limit_callback(seconds: float) -> Any:
+    """Ends a run at the first optimizer step past `seconds` of this run's wall time.
+
+    A lent GPU or a laptop's evening is a budget of time, not of steps. The last step is
+    validated and saved like a scheduled one, so the best checkpoint is chosen among all of
+    them and `--resume` can carry on from it."""
+    from transformers import TrainerCallback
+
+    class TimeLimit(TrainerCallback):
+        def __init__(self) -> None:
+            self.started = time.perf_counter()
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.started = time.perf_counter()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            if time.perf_counter() - self.started >= seconds and state.global_step < state.max_steps:
+                control.should_training_stop = True
+                control.should_save = True
+                control.should_evaluate = args.eval_strategy != "no"
+            return control
+
+    return TimeLimit()
 
 
 def frozen_prefix_trainer(**kwargs: Any) -> Any:
