@@ -308,6 +308,9 @@ def test_probe_forbidden_wins() -> None:
         "I'm not certain.",
         "Your favorite color is not specified in the memory.",
         "Your birthday is not yet known.",
+        "Your cousin's name is unknown.",
+        "Unknown.",
+        "Where he works remains unknown to me.",
     ],
 )
 def test_abstention_detected(reply: str) -> None:
@@ -321,7 +324,9 @@ def test_abstention_detected(reply: str) -> None:
                                    "The cat is called Mochi (breed not specified).",
                                    "Your brother is Tom, not listed with a city.",
                                    "Your cousin is Ana; where she lives is not specified here, but she is Ana.",
-                                   "You have not known him long: his name is Sam."])
+                                   "You have not known him long: his name is Sam.",
+                                   "Your cousin is Dalia Qureshi, occupation unknown.",
+                                   "Your dog is Rex, an unknown breed."])
 def test_non_abstention(reply: str) -> None:
     assert not is_abstention(reply)
     assert not score_probe(probe(kind="abstain"), reply).correct

@@ -541,7 +541,8 @@ ABSTENTION_PATTERNS: tuple[str, ...] = (
     # only as the whole statement ("Your birthday is not yet known."), not as a side remark in
     # an answer ("Tom, city not specified")
     r"\b(?:is|are|was|were) not (?:yet )?(?:known|specified|listed)(?: (?:in|to) (?:the |my )?(?:memory|me))?\s*(?:[.!]|$)",
-    r"\bunknown\b",
+    r"\b(?:is|are|was|were|remains?) (?:still )?unknown(?: (?:in|to) (?:the |my )?(?:memory|me))?\s*(?:[.!]|$)",
+    r"^unknown\s*[.!]?$",
 )
 _ABSTENTION = re.compile("|".join(f"(?:{p})" for p in ABSTENTION_PATTERNS))
 
