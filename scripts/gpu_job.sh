@@ -46,6 +46,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >>
 stamp "model weights"
 # shellcheck disable=SC2086  # PIECES is a list of folders
 python3 scripts/offline_kit.py unpack --manifest "$KIT/manifest.json" --pieces $PIECES --cache "$MEMLORA_CACHE"
+python3 -c "from memlora.models.loading import convert_bundled; print('converted:', convert_bundled('qwen2.5-coder-0.5b'))"
 
 memlora() { python3 -m memlora.cli "$@"; }
 
