@@ -78,34 +78,39 @@ def write_rows(folder: Path, rows: dict[str, list[dict[str, Any]]]) -> None:
     (folder / "stats.json").write_text(json.dumps({"seed": 7}))
 
 
-def test_frozen_prefix_loss_equals_the_full_sequence_loss_before_training(tiny: Any, tmp_path: Path) -> None:
-    """LoRA starts as the identity, so a frozen base-model prefix must give the plain loss exactly."""
+def untrained_frozen_prefix_trainer(tokenizer: Any, rows: list[dict[str, Any]], tmp_path: Path) -> tuple[Any, list[dict[str, Any]]]:
+    """A frozen-prefix trainer on a fresh tiny model (LoRA still the identity), in eval mode,
+    and the rows tokenized whole for the plain loss to compare with."""
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig
 
     from memlora.training.sft import frozen_prefix_trainer
 
-    rows = [session_row()]
-    cut, prefix = tokenize_rows(tiny.tokenizer, rows, frozen_prefix=True)
-    full, _ = tokenize_rows(tiny.tokenizer, rows, frozen_prefix=False)
+    cut, prefix = tokenize_rows(tokenizer, rows, frozen_prefix=True)
+    full, _ = tokenize_rows(tokenizer, rows, frozen_prefix=False)
     trainer = frozen_prefix_trainer(
-        model=tiny.model,
+        model=tiny_model("qwen", seed=3).model,
         args=SFTConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, activation_checkpointing=False,
                        bf16=False),
         train_dataset=Dataset.from_list(cut),
-        processing_class=tiny.tokenizer,
+        processing_class=tokenizer,
         peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
         prefix_ids=prefix,
     )
-    model = trainer.model
-    model.eval()
-    batch = trainer.data_collator([cut[0]])
+    trainer.model.eval()
+    return trainer, full
+
+
+def test_frozen_prefix_loss_equals_the_full_sequence_loss_before_training(tiny: Any, tmp_path: Path) -> None:
+    """LoRA starts as the identity, so a frozen base-model prefix must give the plain loss exactly."""
+    trainer, full = untrained_frozen_prefix_trainer(tiny.tokenizer, [session_row()], tmp_path)
+    batch = trainer.data_collator(list(trainer.train_dataset))
     with torch.no_grad():
-        frozen = trainer.compute_loss(model, dict(batch))
+        frozen = trainer.compute_loss(trainer.model, dict(batch))
         ids = torch.tensor([full[0]["input_ids"]])
         labels = torch.tensor([full[0]["labels"]])
-        plain = model(input_ids=ids, labels=labels).loss
+        plain = trainer.model(input_ids=ids, labels=labels).loss
     assert torch.allclose(frozen, plain, atol=1e-4), (frozen, plain)
 
 
@@ -114,36 +119,17 @@ def test_frozen_prefix_loss_of_a_padded_batch_equals_the_rows_plain_loss(tiny: A
 
     Padding must not shift positions or leak into the loss, so the batch loss is the plain
     per-token loss over both rows' labelled tokens together."""
-    from datasets import Dataset
-    from peft import LoraConfig
-    from trl import SFTConfig
-
-    from memlora.training.sft import frozen_prefix_trainer
-
     rows = [session_row(), session_row("My name is Ines Duarte, and I would like you to keep that in mind.",
                                        "Hello Ines, I will remember your name from now on.")]
-    cut, prefix = tokenize_rows(tiny.tokenizer, rows, frozen_prefix=True)
-    full, _ = tokenize_rows(tiny.tokenizer, rows, frozen_prefix=False)
-    assert len(cut[0]["input_ids"]) != len(cut[1]["input_ids"])  # so the collator pads one
-    trainer = frozen_prefix_trainer(
-        model=tiny_model("qwen", seed=3).model,  # unwrapped: the module's model already carries a LoRA
-        args=SFTConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, activation_checkpointing=False,
-                       bf16=False),
-        train_dataset=Dataset.from_list(cut),
-        processing_class=tiny.tokenizer,
-        peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
-        prefix_ids=prefix,
-    )
-    model = trainer.model
-    model.eval()
-    batch = trainer.data_collator(cut)
-    assert batch["input_ids"].shape[0] == 2 and not bool(batch["attention_mask"].all())
+    trainer, full = untrained_frozen_prefix_trainer(tiny.tokenizer, rows, tmp_path)
+    batch = trainer.data_collator(list(trainer.train_dataset))
+    assert batch["input_ids"].shape[0] == 2 and not bool(batch["attention_mask"].all())  # one row padded
     with torch.no_grad():
-        frozen = trainer.compute_loss(model, dict(batch))
+        frozen = trainer.compute_loss(trainer.model, dict(batch))
         total, count = torch.tensor(0.0), 0
         for row in full:
             labels = torch.tensor([row["labels"]])
-            logits = model(input_ids=torch.tensor([row["input_ids"]])).logits.float()
+            logits = trainer.model(input_ids=torch.tensor([row["input_ids"]])).logits.float()
             total += torch.nn.functional.cross_entropy(logits[0, :-1], labels[0, 1:], ignore_index=-100, reduction="sum")
             count += int((labels[0, 1:] != -100).sum())
     assert torch.allclose(frozen, total / count, atol=1e-4), (frozen, total / count)
