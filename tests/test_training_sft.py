@@ -36,6 +36,14 @@ def tiny() -> Any:
     return tiny_model("qwen", seed=3)
 
 
+def save_tiny(tiny: Any, folder: Path) -> Path:
+    """The tiny model as a local model folder, the form `train_sft` loads."""
+    model_dir = folder / "tiny-model"
+    tiny.model.save_pretrained(model_dir)
+    tiny.tokenizer.save_pretrained(model_dir)
+    return model_dir
+
+
 def labelled_text(tokenizer: Any, encoded: dict[str, list[int]]) -> str:
     return tokenizer.decode([t for t in encoded["labels"] if t != -100])
 
@@ -136,9 +144,7 @@ def test_frozen_prefix_loss_of_a_padded_batch_equals_the_rows_plain_loss(tiny: A
 
 
 def test_tiny_end_to_end_run_writes_adapter_card_and_plot(tiny: Any, tmp_path: Path) -> None:
-    model_dir = tmp_path / "tiny-model"
-    tiny.model.save_pretrained(model_dir)
-    tiny.tokenizer.save_pretrained(model_dir)
+    model_dir = save_tiny(tiny, tmp_path)
     data = tmp_path / "data"
     write_rows(data, {"train": [session_row()] * 4, "validation": [session_row()]})
     out = train_sft(SftSettings(
@@ -160,9 +166,7 @@ def test_tiny_end_to_end_run_writes_adapter_card_and_plot(tiny: Any, tmp_path: P
 
 
 def test_resume_continues_from_the_newest_checkpoint(tiny: Any, tmp_path: Path) -> None:
-    model_dir = tmp_path / "tiny-model"
-    tiny.model.save_pretrained(model_dir)
-    tiny.tokenizer.save_pretrained(model_dir)
+    model_dir = save_tiny(tiny, tmp_path)
     data = tmp_path / "data"
     write_rows(data, {"train": [session_row()] * 4})
     settings = SftSettings(data=data, out=tmp_path / "adapter", model=str(model_dir), lora=LoraSettings(r=4, alpha=8),
@@ -191,9 +195,7 @@ def test_resume_continues_from_the_newest_checkpoint(tiny: Any, tmp_path: Path) 
 
 
 def test_a_time_budget_ends_the_run_after_the_step_that_passes_it(tiny: Any, tmp_path: Path) -> None:
-    model_dir = tmp_path / "tiny-model"
-    tiny.model.save_pretrained(model_dir)
-    tiny.tokenizer.save_pretrained(model_dir)
+    model_dir = save_tiny(tiny, tmp_path)
     data = tmp_path / "data"
     write_rows(data, {"train": [session_row()] * 8, "validation": [session_row()]})
     settings = SftSettings(data=data, out=tmp_path / "adapter", model=str(model_dir), lora=LoraSettings(r=4, alpha=8),
