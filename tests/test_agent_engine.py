@@ -33,9 +33,11 @@ def reference(loaded, engine: GenerationEngine, prompt: str, n: int) -> list[int
     return [t for t in tokens if t not in engine.stop_ids]
 
 
-def test_batched_prefix_cached_greedy_matches_generate(setup) -> None:
+@pytest.mark.parametrize("rows_alone", [True, False], ids=["cpu-prefill", "gpu-prefill"])
+def test_batched_prefix_cached_greedy_matches_generate(setup, rows_alone: bool) -> None:
+    """Both prefill layouts: each row's new tokens alone (CPU default) or one padded batch (GPU)."""
     loaded, prompts, prefix = setup
-    engine = GenerationEngine(loaded, prefix=prefix)
+    engine = GenerationEngine(loaded, prefix=prefix, prefill_rows_alone=rows_alone)
     results = engine.generate_many(prompts, SamplingParams(max_new_tokens=16))
     assert all(r.cached_prompt_tokens == len(engine.prefix_ids) > 0 for r in results)
     assert all(r.batch_size == 3 for r in results)

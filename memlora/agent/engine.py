@@ -182,7 +182,7 @@ class GenerationEngine:
 
     def __init__(self, loaded: LoadedModel, prefix: str | None = None, max_batch: int = 32,
                  use_prefix_cache: bool = True, conversation_cache_tokens: int = 65536, lookahead: int = 3,
-                 draft_corpus: str | None = None):
+                 draft_corpus: str | None = None, prefill_rows_alone: bool | None = None):
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
@@ -194,6 +194,9 @@ class GenerationEngine:
         self.prefix_ids: list[int] = self.encode(prefix) if prefix else []
         self._prefix_cache: SavedKV | None = None  # KV of the shared prefix, base model
         self.conversations = ConversationCache(conversation_cache_tokens)
+        # On a CPU a padded batch prefill computes every pad, so rows' new tokens run one row at a
+        # time; on a GPU the pads are nearly free and 200 small forwards are not.
+        self.prefill_rows_alone = loaded.device.type == "cpu" if prefill_rows_alone is None else prefill_rows_alone
         self.lookahead = lookahead  # draft tokens checked per step for a lone greedy row; 0: off
         self.draft_corpus: list[int] = self.encode(draft_corpus) if draft_corpus else []
         self.drafted_tokens = self.accepted_tokens = 0
@@ -292,7 +295,7 @@ class GenerationEngine:
         # Layout per row: [pad.. | reused KV][pad.. | prompt tail]; positions count real tokens only.
         reused = [self._reusable(p, adapter) for p in prompts]
         from_cache = [length for _, length in reused]
-        if batch > 1 and self.use_prefix_cache:
+        if batch > 1 and self.use_prefix_cache and self.prefill_rows_alone:
             # Run each row's new tokens alone, all but the last: a batch would pad every row to
             # the longest tail (one new session's 600 tokens made 31 rows compute 600 pads).
             reused = [self._extend(saved, length, prompt) if len(prompt) - length > 1 else (saved, length)
@@ -328,8 +331,9 @@ class GenerationEngine:
             next_tokens = self._choose(logits, [rows[i] for i in active])
             steps += 1
             keep: list[int] = []
+            chosen = next_tokens.tolist()  # one device-to-host copy per step, not one per row
             for slot, index in enumerate(active):
-                token = int(next_tokens[slot])
+                token = chosen[slot]
                 row = rows[index]
                 if token in self.stop_ids and not row.params.ignore_stop:
                     row.finish_reason = "stop"
