@@ -181,7 +181,7 @@ class GenerationEngine:
     """Decodes prompts in batches; `generate` is the asyncio entry point, `generate_many` the sync one."""
 
     def __init__(self, loaded: LoadedModel, prefix: str | None = None, max_batch: int = 32,
-                 use_prefix_cache: bool = True, conversation_cache_tokens: int = 65536, lookahead: int = 3,
+                 use_prefix_cache: bool = True, conversation_cache_tokens: int | None = None, lookahead: int = 3,
                  draft_corpus: str | None = None, prefill_rows_alone: bool | None = None):
         self.loaded = loaded
         self.model = loaded.model
@@ -193,6 +193,10 @@ class GenerationEngine:
         self.use_prefix_cache = use_prefix_cache
         self.prefix_ids: list[int] = self.encode(prefix) if prefix else []
         self._prefix_cache: SavedKV | None = None  # KV of the shared prefix, base model
+        if conversation_cache_tokens is None:
+            # a GPU holds every batched conversation's KV (12 KiB a token for the 0.5B in bf16);
+            # 64k tokens, enough on a CPU, would keep about 20 of 200 and recompute the rest
+            conversation_cache_tokens = 65536 if loaded.device.type == "cpu" else max(65536, 8192 * max_batch)
         self.conversations = ConversationCache(conversation_cache_tokens)
         # On a CPU a padded batch prefill computes every pad, so rows' new tokens run one row at a
         # time; on a GPU the pads are nearly free and 200 small forwards are not.

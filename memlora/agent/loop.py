@@ -156,11 +156,7 @@ def session_prefix(tokenizer: Any, tools: list[dict[str, Any]]) -> str:
 def build_engine(loaded: LoadedModel, tools: list[dict[str, Any]] | None = None, max_batch: int = 32) -> GenerationEngine:
     """One engine per model, shared by every agent so their requests batch together."""
     tools = tools if tools is not None else model_tools()
-    # a GPU holds every batched conversation's KV (12 KiB a token for the 0.5B in bf16); 64k
-    # tokens, the CPU budget, would keep about 20 of 200 and recompute the rest at every step
-    cache_tokens = 65536 if loaded.device.type == "cpu" else max(65536, 8192 * max_batch)
     return GenerationEngine(loaded, prefix=session_prefix(loaded.tokenizer, tools), max_batch=max_batch,
-                            conversation_cache_tokens=cache_tokens,
                             draft_corpus=example_calls_text(loaded.tokenizer, tools))
 
 
