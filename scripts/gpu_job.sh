@@ -65,17 +65,15 @@ if [ ! -f "$RUNS/adapter/adapter_model.safetensors" ]; then
 fi
 tar -czf "$OUT/adapter.tar.gz" -C "$RUNS" --exclude checkpoints adapter
 
-# shellcheck disable=SC2086  # EVAL_ARGS is a list of flags
-stamp "evaluation: $EVAL_EPISODES test episodes, $CONCURRENCY at once"
-memlora eval "$RUNS/data/test.episodes.jsonl" --adapter "$RUNS/adapter" --limit "$EVAL_EPISODES" \
-  --concurrency "$CONCURRENCY" --device "$DEVICE" --no-progress $EVAL_ARGS --out "$RUNS/eval-adapter"
-cp "$RUNS/eval-adapter/report.md" "$OUT/eval-adapter.md"
-gzip -c "$RUNS/eval-adapter/report.json" > "$OUT/eval-adapter.json.gz"
-if [ "$BARE" = 1 ]; then
-  stamp "evaluation of the bare model"
-  memlora eval "$RUNS/data/test.episodes.jsonl" --adapter none --limit "$EVAL_EPISODES" \
-    --concurrency "$CONCURRENCY" --device "$DEVICE" --no-progress $EVAL_ARGS --out "$RUNS/eval-bare"
-  cp "$RUNS/eval-bare/report.md" "$OUT/eval-bare.md"
-  gzip -c "$RUNS/eval-bare/report.json" > "$OUT/eval-bare.json.gz"
-fi
+# evaluate NAME ADAPTER: the first EVAL_EPISODES test episodes, reports into $OUT as eval-NAME.*
+evaluate() {
+  stamp "evaluation of $1: $EVAL_EPISODES test episodes, $CONCURRENCY at once"
+  # shellcheck disable=SC2086  # EVAL_ARGS is a list of flags
+  memlora eval "$RUNS/data/test.episodes.jsonl" --adapter "$2" --limit "$EVAL_EPISODES" \
+    --concurrency "$CONCURRENCY" --device "$DEVICE" --no-progress $EVAL_ARGS --out "$RUNS/eval-$1"
+  cp "$RUNS/eval-$1/report.md" "$OUT/eval-$1.md"
+  gzip -c "$RUNS/eval-$1/report.json" > "$OUT/eval-$1.json.gz"
+}
+evaluate adapter "$RUNS/adapter"
+if [ "$BARE" = 1 ]; then evaluate bare none; fi
 stamp "done"
