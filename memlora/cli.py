@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("memlora.store.commands:import_command", "Copy a memory graph into a store."),
     "export": ("memlora.store.commands:export_command", "Copy a store's graph out to a file or another store."),
     "datagen": ("memlora.data.commands:datagen", "Generate multi-session episodes and training rows."),
+    "corpus": ("memlora.data.commands:corpus", "Check the hand-written episode corpus."),
     "train": ("memlora.training.commands:train", "Train LoRA adapters for the memory tools."),
     "eval": ("memlora.evaluation.commands:eval_command", "Score a model and adapter on episode files."),
     "compare": ("memlora.evaluation.commands:compare", "Put several evaluation runs side by side."),

@@ -289,3 +289,28 @@ def datagen(episodes: int, seed: int, out: Path, workers: int | None, quiet: boo
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     stats = run_datagen(episodes, seed, out, workers, progress=not quiet)
     click.echo(format_report(stats))
+
+
+@click.group()
+def corpus() -> None:
+    """The hand-written episode corpus (corpus/handwritten/)."""
+
+
+@corpus.command("check")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def corpus_check(files: tuple[Path, ...]) -> None:
+    """Replay every episode's gold calls on a real store and gate each session.
+
+    FILES default to every corpus/handwritten/*.jsonl. Prints one line per problem (file, line,
+    episode, session, turn) and the corpus stats; exits 1 when any episode fails.
+    """
+    from memlora.data.handwritten import check_corpus, corpus_files, corpus_stats
+
+    paths = list(files) or corpus_files()
+    good, problems = check_corpus(paths)
+    for problem in problems:
+        click.echo(problem, err=True)
+    click.echo(json.dumps(corpus_stats(good)))
+    click.echo(f"{len(good)} episode(s) pass, {len(problems)} problem(s) in {len(paths)} file(s)")
+    if problems:
+        raise SystemExit(1)
