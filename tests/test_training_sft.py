@@ -86,8 +86,9 @@ def write_rows(folder: Path, rows: dict[str, list[dict[str, Any]]]) -> None:
     (folder / "stats.json").write_text(json.dumps({"seed": 7}))
 
 
-def untrained_frozen_prefix_trainer(tokenizer: Any, rows: list[dict[str, Any]], tmp_path: Path) -> tuple[Any, list[dict[str, Any]]]:
-    """A frozen-prefix trainer on a fresh tiny model (LoRA still the identity), in eval mode,
+def untrained_frozen_prefix_trainer(tokenizer: Any, rows: list[dict[str, Any]], tmp_path: Path,
+                                    prefix_with_adapter: bool = True) -> tuple[Any, list[dict[str, Any]]]:
+    """A prefix-cache trainer on a fresh tiny model (LoRA still the identity), in eval mode,
     and the rows tokenized whole for the plain loss to compare with."""
     from datasets import Dataset
     from peft import LoraConfig
@@ -105,6 +106,7 @@ def untrained_frozen_prefix_trainer(tokenizer: Any, rows: list[dict[str, Any]], 
         processing_class=tokenizer,
         peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
         prefix_ids=prefix,
+        prefix_with_adapter=prefix_with_adapter,
     )
     trainer.model.eval()
     return trainer, full
@@ -141,6 +143,54 @@ def test_frozen_prefix_loss_of_a_padded_batch_equals_the_rows_plain_loss(tiny: A
             total += torch.nn.functional.cross_entropy(logits[0, :-1], labels[0, 1:], ignore_index=-100, reduction="sum")
             count += int((labels[0, 1:] != -100).sum())
     assert torch.allclose(frozen, total / count, atol=1e-4), (frozen, total / count)
+
+
+def plain_loss(model: Any, row: dict[str, Any]) -> torch.Tensor:
+    return model(input_ids=torch.tensor([row["input_ids"]]), labels=torch.tensor([row["labels"]])).loss
+
+
+def perturb_lora(model: Any, seed: int) -> None:
+    """Moves the LoRA away from the identity, as training does."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.5)
+
+
+def test_adapted_prefix_loss_equals_the_full_sequence_loss_with_the_adapter_on_every_token(
+        tiny: Any, tmp_path: Path) -> None:
+    """The cache holds the prompt's keys and values under the current adapter, so the loss is the
+    plain loss of a model whose LoRA applies everywhere (as PEFT runs it), after every optimizer
+    step: the cache is recomputed when the step count moves. A base-model cache is not."""
+    trainer, full = untrained_frozen_prefix_trainer(tiny.tokenizer, [session_row()], tmp_path)
+    base_trainer, _ = untrained_frozen_prefix_trainer(tiny.tokenizer, [session_row()], tmp_path,
+                                                     prefix_with_adapter=False)
+    batch = trainer.data_collator(list(trainer.train_dataset))
+    with torch.no_grad():
+        trainer.compute_loss(trainer.model, dict(batch))  # the cache of step 0, LoRA still the identity
+        for step, seed in ((1, 11), (2, 12)):
+            perturb_lora(trainer.model, seed)
+            trainer.state.global_step = step
+            adapted = trainer.compute_loss(trainer.model, dict(batch))
+            plain = plain_loss(trainer.model, full[0])
+            assert torch.allclose(adapted, plain, atol=1e-4), (step, adapted, plain)
+        perturb_lora(base_trainer.model, 12)
+        frozen = base_trainer.compute_loss(base_trainer.model, dict(batch))
+    assert not torch.allclose(frozen, plain, atol=1e-2)  # the prompt's states differ under the adapter
+
+
+def test_an_assistant_message_marked_loss_false_carries_no_loss(tiny: Any) -> None:
+    """A call the server rejects is shown in the row, so the model learns the recovery, not the
+    mistake."""
+    row = session_row()
+    wrong = tool_call_message([{"name": "create_relations", "arguments": {"relations": [
+        {"from": "default_user", "to": "Ines Duarte", "relationType": "friend_of"}]}}])
+    wrong["loss"] = False
+    row["messages"][4:4] = [wrong, tool_result_message("create_relations", "Entity with name default_user not found")]
+    trained = labelled_text(tiny.tokenizer, tokenize_row(tiny.tokenizer, row))
+    assert "friend_of" not in trained and "not found" not in trained
+    assert '"name": "create_entities"' in trained and "Nice to meet you, Ines!" in trained
 
 
 def test_tiny_end_to_end_run_writes_adapter_card_and_plot(tiny: Any, tmp_path: Path) -> None:

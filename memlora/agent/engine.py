@@ -1,8 +1,8 @@
 """Batched generation for many concurrent conversations on one model.
 
 Every conversation starts with the same system prompt and tool block (about a thousand
-tokens), so the engine computes that prefix's KV cache once per adapter and copies it into
-each batch. Requests that arrive together from asyncio tasks are decoded as one batch: the
+tokens), so the engine computes that prefix's KV cache once per adapter (with the adapter
+active, as every runtime does) and copies it into each batch. Requests that arrive together from asyncio tasks are decoded as one batch: the
 prompt tails after the shared prefix are left-padded *between* the prefix and the tail
 ([prefix][pad..][tail]) with explicit position ids, so the cached prefix stays valid for every
 row. Rows leave the batch as soon as they stop, so the batch shrinks instead of idling.
@@ -11,6 +11,7 @@ row. Rows leave the batch as soon as they stop, so the batch shrinks instead of 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -192,7 +193,7 @@ class GenerationEngine:
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.use_prefix_cache = use_prefix_cache
         self.prefix_ids: list[int] = self.encode(prefix) if prefix else []
-        self._prefix_cache: SavedKV | None = None  # KV of the shared prefix, base model
+        self._prefix_caches: dict[str, SavedKV] = {}  # KV of the shared prefix, per adapter that computed it
         if conversation_cache_tokens is None:
             # a GPU holds every batched conversation's KV (12 KiB a token for the 0.5B in bf16);
             # 64k tokens, enough on a CPU, would keep about 20 of 200 and recompute the rest
@@ -261,20 +262,24 @@ class GenerationEngine:
                 results += self._decode(ids[chunk], params[chunk], adapter or BASE_ADAPTER)
         return results
 
-    def _prefix_kv(self) -> SavedKV:
-        """The prefix's KV cache, computed once by the base model with every adapter switched off.
+    def _prefix_kv(self, adapter: str) -> SavedKV:
+        """The prefix's KV cache for `adapter`, computed once with that adapter active.
 
-        memlora adapters are trained on top of this same base-model prefix cache
-        (memlora.training.sft.frozen_prefix_trainer), so one cache serves every adapter and
-        matches what each adapter saw in training.
+        A LoRA changes the keys and values of every token, the system prompt's too, so each
+        adapter has its own cache (the same numbers PEFT or llama.cpp compute). Older memlora
+        adapters were trained on the base model's cache; `LoadedModel.prefix_weights` says so and
+        they share the base one.
         """
-        if self._prefix_cache is None:
+        weights = self.loaded.prefix_weights(adapter)
+        if weights not in self._prefix_caches:
             ids = torch.tensor([self.prefix_ids], device=self.device)
-            with self.loaded.adapter(BASE_ADAPTER):
+            with contextlib.ExitStack() as stack:
+                if weights != adapter:  # called inside generate_many's `adapter(adapter)`
+                    stack.enter_context(self.loaded.adapter(weights))
                 out = self.model(input_ids=ids, past_key_values=growing_cache(self.model), use_cache=True,
                                  logits_to_keep=1)
-            self._prefix_cache = SavedKV(list(self.prefix_ids), layer_tensors(out.past_key_values, 0))
-        return self._prefix_cache
+            self._prefix_caches[weights] = SavedKV(list(self.prefix_ids), layer_tensors(out.past_key_values, 0))
+        return self._prefix_caches[weights]
 
     def _reusable(self, prompt: list[int], adapter: str) -> tuple[SavedKV | None, int]:
         """The longest cached KV that covers a prefix of `prompt`: an earlier step of the same
@@ -284,7 +289,7 @@ class GenerationEngine:
         best, length = self.conversations.longest_match(adapter, prompt)
         prefix = self.prefix_ids
         if length < len(prefix) < len(prompt) and prompt[: len(prefix)] == prefix:
-            best, length = self._prefix_kv(), len(prefix)
+            best, length = self._prefix_kv(adapter), len(prefix)
         return best, length
 
     def _decode(self, prompts: list[list[int]], params: list[SamplingParams], adapter: str) -> list[Completion]:

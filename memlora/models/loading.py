@@ -199,6 +199,15 @@ class LoadedModel:
     family: str
     device: torch.device
     adapters: list[str] = field(default_factory=list)
+    # adapters trained on a base-model prefix cache (adapter_prefix_cache == "base")
+    base_prefix_adapters: frozenset[str] = frozenset()
+
+    def prefix_weights(self, name: str | None) -> str:
+        """Which weights compute the shared prompt's cache for adapter `name`: its own (as in every
+        runtime that applies a LoRA to every token), or the base model's for older memlora adapters."""
+        if name in (None, BASE_ADAPTER) or name in self.base_prefix_adapters:
+            return BASE_ADAPTER
+        return name
 
     @contextmanager
     def adapter(self, name: str | None) -> Iterator[Any]:
@@ -221,6 +230,22 @@ class LoadedModel:
 def adapter_name(path: str | Path) -> str:
     """The name an adapter folder is loaded under: PEFT names become module names, so no dots."""
     return (Path(path).name or str(path)).replace(".", "_")
+
+
+def adapter_prefix_cache(path: str | Path) -> str:
+    """How an adapter was trained to see the shared system prompt: "adapted" (the LoRA on every
+    token, as PEFT, llama.cpp and vLLM apply it) or "base" (memlora adapters trained before
+    2026-12-07 attended to a prefix cache the base model computed). Read from its card; an
+    adapter without a memlora card is a standard one."""
+    import json
+
+    card = Path(path) / "card.json"
+    if not card.exists():
+        return "adapted"
+    settings = json.loads(card.read_text()).get("hyperparameters", {})
+    if "prefix_cache" in settings:
+        return "base" if settings["prefix_cache"] == "base" else "adapted"
+    return "base" if settings.get("frozen_prefix") else "adapted"
 
 
 def attach_adapters(model: Any, adapters: dict[str, str | Path]) -> Any:
@@ -305,7 +330,8 @@ def load_model(
         from memlora.models.cpu_inference import prepare_for_cpu_inference
 
         prepare_for_cpu_inference(model)  # after the adapters, so their layers are packed too
-    return LoadedModel(model, tokenizer, str(name_or_path), family, target, list(named))
+    base_prefix = frozenset(name for name, path in named.items() if adapter_prefix_cache(path) == "base")
+    return LoadedModel(model, tokenizer, str(name_or_path), family, target, list(named), base_prefix)
 
 
 def tiny_model(family: str = "qwen", seed: int = 0, tokenizer: Any = None, tie_embeddings: bool = True) -> LoadedModel:

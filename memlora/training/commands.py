@@ -46,8 +46,10 @@ def train() -> None:
               help="Start from this adapter's weights (same LoRA shape) instead of a fresh LoRA.")
 @click.option("--format-token-rows/--no-format-token-rows", default=True, show_default=True,
               help="Train the adapter's own embedding and output rows for the tool-call tags and end-of-turn token.")
-@click.option("--frozen-prefix/--full-prefix", default=True, show_default=True,
-              help="Keep the shared system prompt + tool block as a frozen base-model KV cache (fast).")
+@click.option("--prefix-cache", type=click.Choice(["adapted", "base", "off"]), default="adapted", show_default=True,
+              help="The shared system prompt + tool block as a KV cache: computed with the current adapter every "
+                   "optimizer step (adapted), once by the base model (base, as adapters before 2026-12-07), or "
+                   "run in every row (off: exact, about twice the cost).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: GPU if there is one).")
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp32"]), default=None,
@@ -58,7 +60,7 @@ def sft(
     target_modules: str, mlp: bool, learning_rate: float, epochs: float, max_steps: int,
     batch_size: int, grad_accum: int, max_length: int, max_train_rows: int | None,
     max_eval_rows: int, eval_every: int, save_every: int, patience: int, max_minutes: float | None, seed: int,
-    resume: bool, init_adapter: Path | None, format_token_rows: bool, frozen_prefix: bool, threads: int | None, device: str | None,
+    resume: bool, init_adapter: Path | None, format_token_rows: bool, prefix_cache: str, threads: int | None, device: str | None,
     dtype: str | None,
 ) -> None:
     """Supervised LoRA fine-tuning on generated memory conversations."""
@@ -71,7 +73,7 @@ def sft(
         grad_accum=grad_accum, max_length=max_length, max_train_rows=max_train_rows,
         max_eval_rows=max_eval_rows, eval_every=eval_every, save_every=save_every,
         early_stopping_patience=patience, max_minutes=max_minutes, seed=seed, resume=resume, init_adapter=init_adapter,
-        frozen_prefix=frozen_prefix,
+        prefix_cache=prefix_cache,
         threads=threads, device=device, dtype=dtype,
     )
     try:

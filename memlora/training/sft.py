@@ -21,6 +21,9 @@ ATTENTION_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP_MODULES = ("gate_proj", "up_proj", "down_proj")
 
 
+PREFIX_CACHES = ("adapted", "base", "off")
+
+
 class SettingsError(ValueError):
     """A training setting or input that cannot work, found before (or instead of) training."""
 
@@ -62,7 +65,12 @@ class SftSettings:
     seed: int = 0
     resume: bool = False
     init_adapter: Path | None = None  # start from this adapter's weights instead of fresh LoRA
-    frozen_prefix: bool = True  # shared prefix as a frozen base-model KV cache (frozen_prefix_trainer)
+    # how rows see the shared system prompt + tool block (frozen_prefix_trainer):
+    # "adapted": a KV cache computed with the current adapter, refreshed every optimizer step
+    #            (what every runtime that applies a LoRA to every token computes);
+    # "base":    a KV cache computed once by the base model (adapters trained before 2026-12-07);
+    # "off":     every row runs the prefix itself, gradients through it (exact, about twice the cost)
+    prefix_cache: str = "adapted"
     threads: int | None = None
     device: str | None = None
     dtype: str | None = None  # auto, bf16, fp32; None: $MEMLORA_DTYPE, else auto (choose_dtype)
@@ -105,15 +113,16 @@ def tokenize_row(tokenizer: Any, row: dict[str, Any]) -> dict[str, list[int]]:
 
 
 def assistant_spans(tokenizer: Any, row: dict[str, Any]) -> tuple[str, list[tuple[int, int]]]:
-    """A session's rendered text and the (start, end) character spans of what the model writes
-    in it: every assistant message but the runtime's opening call."""
+    """A session's rendered text and the (start, end) character spans of what the model must learn
+    to write in it: every assistant message but the runtime's opening call and those marked
+    `"loss": false` (a call the server rejects, shown so the model learns to recover from it)."""
     from memlora.agent.protocol import render_prompt
 
     messages, tools = row["messages"], row["tools"]
     text = render_prompt(tokenizer, messages, tools, add_generation_prompt=False)
     spans: list[tuple[int, int]] = []
     for index, message in enumerate(messages):
-        if message["role"] != "assistant" or is_opening_call(messages, index):
+        if message["role"] != "assistant" or is_opening_call(messages, index) or message.get("loss") is False:
             continue
         start = len(render_prompt(tokenizer, messages[:index], tools, add_generation_prompt=True))
         end = len(render_prompt(tokenizer, messages[: index + 1], tools, add_generation_prompt=False))
@@ -196,10 +205,11 @@ def train_sft(settings: SftSettings) -> Path:
 
     raw_train = read_rows(train_path, settings.max_train_rows, settings.seed)
     shared = shared_prefix_ids(tokenizer, raw_train[0]["tools"]) if raw_train else []
-    train_rows, prefix = tokenize_rows(tokenizer, raw_train, settings.frozen_prefix, shared)
+    cut = settings.prefix_cache != "off"
+    train_rows, prefix = tokenize_rows(tokenizer, raw_train, cut, shared)
     eval_rows = (
         tokenize_rows(tokenizer, read_rows(validation_path, settings.max_eval_rows, settings.seed),
-                      settings.frozen_prefix, shared)[0]
+                      cut, shared)[0]
         if validation_path else []
     )
     eval_dataset = Dataset.from_list(eval_rows) if eval_rows else None
@@ -263,6 +273,7 @@ def train_sft(settings: SftSettings) -> Path:
         peft_config=peft_config,
         callbacks=callbacks,
         prefix_ids=prefix,
+        prefix_with_adapter=settings.prefix_cache == "adapted",
     )
     if settings.init_adapter and resume_from is None:  # a checkpoint already holds what training made of it
         load_initial_adapter(trainer.model, settings.init_adapter, peft_config)
@@ -300,6 +311,8 @@ def check_settings(settings: SftSettings, validates: bool) -> None:
                         ("--grad-accum", settings.grad_accum), ("--batch-size", settings.batch_size)):
         if value < 1:
             raise SettingsError(f"{name} must be at least 1, not {value}")
+    if settings.prefix_cache not in PREFIX_CACHES:
+        raise SettingsError(f"--prefix-cache must be one of {', '.join(PREFIX_CACHES)}, not {settings.prefix_cache!r}")
     if settings.max_minutes is not None and not settings.max_minutes > 0:
         raise SettingsError(f"--max-minutes must be more than 0, not {settings.max_minutes}")
     if validates and settings.save_every % settings.eval_every:
@@ -419,6 +432,7 @@ def time_limit_callback(seconds: float) -> Any:
 
 def frozen_prefix_trainer(**kwargs: Any) -> Any:
     """Builds the trainer; the class is defined here so that importing this module skips TRL."""
+    import contextlib
     import copy
 
     import torch
@@ -426,19 +440,23 @@ def frozen_prefix_trainer(**kwargs: Any) -> Any:
     from trl import SFTTrainer
 
     class FrozenPrefixSFTTrainer(SFTTrainer):
-        """SFTTrainer whose rows continue one shared prefix held as a frozen base-model KV cache.
+        """SFTTrainer whose rows continue one shared prefix held as a KV cache without gradients.
 
         Every session starts with the same system prompt and tool block (~1,300 tokens), more
-        than the session itself. Its keys and values are computed once, by the base model with
-        the adapter switched off, and every row attends to them without recomputing them or
-        back-propagating through them. The agent's engine builds its prefix cache the same way,
-        so training and inference see identical prefix states.
+        than the session itself. Its keys and values are computed once per optimizer step, with
+        the adapter as it stands (dropout off), and every row of that step attends to them
+        without recomputing them. So the adapter applies to every token, prompt included, as in
+        PEFT, llama.cpp or vLLM; what remains approximate is that no gradient flows through the
+        prefix's keys and values (docs/training.md). `prefix_with_adapter=False` computes the
+        cache once with the adapter off, as adapters trained before 2026-12-07 were.
         """
 
-        def __init__(self, *args: Any, prefix_ids: list[int], **kw: Any) -> None:
+        def __init__(self, *args: Any, prefix_ids: list[int], prefix_with_adapter: bool = True, **kw: Any) -> None:
             super().__init__(*args, **kw)
             self.prefix_ids = list(prefix_ids)
+            self.prefix_with_adapter = prefix_with_adapter
             self._prefix_cache: Any = None
+            self._prefix_step = -1  # the optimizer step whose weights computed _prefix_cache
             self.tokens_processed = 0
             self.seconds_before = 0.0  # training time of earlier runs, up to the checkpoint resumed from
             self._count_restored = False
@@ -477,11 +495,21 @@ def frozen_prefix_trainer(**kwargs: Any) -> Any:
                     return
 
         def _prefix_kv(self, model: Any) -> Any:
-            if self._prefix_cache is None:
+            """The prefix's keys and values for the weights of the current optimizer step."""
+            stale = self.prefix_with_adapter and self._prefix_step != self.state.global_step
+            if self._prefix_cache is None or stale:
                 peft_model = self.accelerator.unwrap_model(model)
                 ids = torch.tensor([self.prefix_ids], device=peft_model.device)
-                with torch.no_grad(), peft_model.disable_adapter():
-                    self._prefix_cache = peft_model(input_ids=ids, use_cache=True).past_key_values
+                training = peft_model.training
+                peft_model.eval()  # no LoRA dropout: the cache stands for the adapter itself
+                try:
+                    with torch.no_grad(), contextlib.ExitStack() as stack:
+                        if not self.prefix_with_adapter:
+                            stack.enter_context(peft_model.disable_adapter())
+                        self._prefix_cache = peft_model(input_ids=ids, use_cache=True).past_key_values
+                finally:
+                    peft_model.train(training)
+                self._prefix_step = self.state.global_step
             return self._prefix_cache
 
         def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
