@@ -126,7 +126,10 @@ def _check_no_restated_relations(graph: dict[str, Any], where: str) -> None:
 
 
 def _check_probes(episode: dict[str, Any], graphs: list[dict[str, Any]]) -> None:
-    """Answers must be in memory when asked; forgotten or never-said values must not be."""
+    """Answers must be in memory when asked, and not-knowing probes have none.
+
+    Forbidden values are not looked for in the graph: an old city or employer rightly stays as an
+    entity after a move, and only the reply is judged by them."""
     index = {s["id"]: i for i, s in enumerate(episode["sessions"])}
     for number, probe in enumerate(episode["probes"], start=1):
         where = f"episode {episode['id']} probe {number} ({probe['question']!r})"
@@ -141,9 +144,8 @@ def _check_probes(episode: dict[str, Any], graphs: list[dict[str, Any]]) -> None
             raise GateError(f"{where}: a {probe['kind']} probe needs answers")
         elif not any(answer.lower() in text for answer in answers):
             raise GateError(f"{where}: none of the answers {answers} is in memory after {probe['after']}")
-        stale = [value for value in forbidden if value.lower() in text]
-        if stale:
-            raise GateError(f"{where}: forbidden {stale} still in memory after {probe['after']}")
+        if any(value.lower() in answer.lower() for value in forbidden for answer in answers):
+            raise GateError(f"{where}: an answer contains a forbidden value, so no reply can be right")
 
 
 def read_corpus_file(path: Path) -> list[dict[str, Any]]:
