@@ -180,6 +180,29 @@ def test_adapted_prefix_loss_equals_the_full_sequence_loss_with_the_adapter_on_e
     assert not torch.allclose(frozen, plain, atol=1e-2)  # the prompt's states differ under the adapter
 
 
+def test_validation_counts_exact_calls_and_replies_teacher_forced(tiny: Any, tmp_path: Path) -> None:
+    """One entry per message the model writes: right only when every token of it is."""
+    trainer, _ = untrained_frozen_prefix_trainer(tiny.tokenizer, [session_row()], tmp_path)
+    batch = dict(trainer.data_collator(list(trainer.train_dataset)))
+    with torch.no_grad():
+        trainer.compute_loss(trainer.model, batch)  # eval mode: the model is in eval()
+    metrics = trainer._metrics["eval"]
+    assert len(metrics["exact_call_accuracy"]) == 1 and len(metrics["exact_reply_accuracy"]) == 1
+    targets = batch["labels"][:, 1:]
+    keep = (targets != -100).any(dim=0).nonzero().squeeze(1)
+    chosen = targets[:, keep]
+    trainer._metrics["eval"].clear()
+    perfect = chosen.clone()
+    trainer._record_exact_messages(perfect, chosen, keep)
+    assert trainer._metrics["eval"]["exact_call_accuracy"] == [1.0]
+    assert trainer._metrics["eval"]["exact_reply_accuracy"] == [1.0]
+    trainer._metrics["eval"].clear()
+    perfect[0, -1] = perfect[0, -1] + 1  # the reply's last token (its end of turn) wrong
+    trainer._record_exact_messages(perfect, chosen, keep)
+    assert trainer._metrics["eval"]["exact_call_accuracy"] == [1.0]
+    assert trainer._metrics["eval"]["exact_reply_accuracy"] == [0.0]
+
+
 def test_an_assistant_message_marked_loss_false_carries_no_loss(tiny: Any) -> None:
     """A call the server rejects is shown in the row, so the model learns the recovery, not the
     mistake."""
@@ -211,6 +234,8 @@ def test_tiny_end_to_end_run_writes_adapter_card_and_plot(tiny: Any, tmp_path: P
     history = json.loads((out / "training_log.json").read_text())
     losses = [entry["loss"] for entry in history if "loss" in entry]
     assert len(losses) == 2 and all(loss > 0 for loss in losses)
+    exact = [entry["eval_exact_call_accuracy"] for entry in history if "eval_exact_call_accuracy" in entry]
+    assert len(exact) == 2 and all(0.0 <= value <= 1.0 for value in exact)
     counts = [entry["tokens_processed"] for entry in history if "tokens_processed" in entry]
     assert counts == sorted(counts) and counts[-1] == card["training"]["tokens"]
 

@@ -542,13 +542,38 @@ def frozen_prefix_trainer(**kwargs: Any) -> Any:
             if self.args.average_tokens_across_devices and num_items_in_batch is not None:
                 loss = loss * self.accelerator.num_processes
             with torch.no_grad():
-                correct = ((logits.argmax(-1) == chosen) & counted).sum()
+                predicted = logits.argmax(-1)
+                correct = ((predicted == chosen) & counted).sum()
                 self._metrics[mode]["mean_token_accuracy"].append((correct / counted.sum().clamp(min=1)).item())
+                if mode == "eval":
+                    self._record_exact_messages(predicted, chosen, keep)
             if mode == "train":
                 if not self._count_restored:
                     self._restore_token_count()
                 self.tokens_processed += int(inputs["attention_mask"].sum())
             return (loss, outputs) if return_outputs else loss
+
+        def _record_exact_messages(self, predicted: Any, targets: Any, positions: Any) -> None:
+            """Teacher-forced exact-message accuracy, the cheap signal between full evaluations.
+
+            Each run of consecutive labelled positions is one message the model writes (a call
+            message, or a reply, each with its end-of-turn token). It counts as right when greedy
+            decoding, fed the gold prefix, reproduces every token of it; calls and replies are
+            counted apart (`exact_call_accuracy`, `exact_reply_accuracy`)."""
+            positions = positions.tolist()
+            for row in range(targets.shape[0]):
+                run: list[int] = []
+                for slot, position in enumerate(positions + [None]):
+                    labelled = position is not None and int(targets[row, slot]) != -100
+                    if labelled and (not run or positions[run[-1]] == position - 1):
+                        run.append(slot)
+                        continue
+                    if run:
+                        gold = targets[row, run]
+                        text = self.processing_class.decode(gold.tolist())
+                        key = "exact_call_accuracy" if "<tool_call>" in text else "exact_reply_accuracy"
+                        self._metrics["eval"][key].append(float(bool((predicted[row, run] == gold).all())))
+                    run = [slot] if labelled else []
 
     return FrozenPrefixSFTTrainer(**kwargs)
 
@@ -568,7 +593,17 @@ def plot_losses(history: list[dict[str, Any]], path: Path) -> None:
         axis.plot(*zip(*evals), "o-", label="validation")
     axis.set_xlabel("optimizer step")
     axis.set_ylabel("loss (assistant tokens)")
-    axis.legend()
+    axis.legend(loc="upper left")
+    exact = {key: [(e["step"], e[f"eval_{key}"]) for e in history if f"eval_{key}" in e]
+             for key in ("exact_call_accuracy", "exact_reply_accuracy")}
+    if any(exact.values()):
+        right = axis.twinx()
+        for key, points in exact.items():
+            if points:
+                right.plot(*zip(*points), "s--", label=key.replace("_", " ").replace("exact ", "exact ") + " (val.)")
+        right.set_ylabel("teacher-forced exact messages")
+        right.set_ylim(0, 1)
+        right.legend(loc="upper right")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
