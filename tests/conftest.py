@@ -31,3 +31,11 @@ def url(backend: str, tmp_path: Path) -> str:
 def store(url: str) -> Iterator[MemoryStore]:
     with open_store(url) as opened:
         yield opened
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The real bundled all-MiniLM-L6-v2, loaded once per test session."""
+    from memlora.records.embedding import MiniLMEmbedder
+
+    return MiniLMEmbedder()

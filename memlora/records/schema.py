@@ -61,7 +61,7 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")
 SOURCE_PATTERN = re.compile(r"^[a-z][a-z0-9_.:/+\-]{0,63}$")
 MAX_TAG_CHARS = 64
 # "Met Dr. Smith" is one sentence; ". " followed by a capital letter elsewhere starts a second one.
-_SECOND_SENTENCE = re.compile(r"(?<!\bDr)(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bSt)(?<!\bProf)[.!?]\s+[A-Z0-9]")
+SECOND_SENTENCE = re.compile(r"(?<!\bDr)(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bSt)(?<!\bProf)[.!?]\s+[A-Za-z0-9]")
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -126,7 +126,7 @@ def _check_text(value: str) -> str:
         raise ValueError(f"is {len(value)} characters long; one short sentence of at most {MAX_TEXT_CHARS} is the rule")
     if any(ord(c) < 32 for c in value):
         raise ValueError("must be one line (no line breaks or control characters)")
-    if _SECOND_SENTENCE.search(value):
+    if SECOND_SENTENCE.search(value):
         raise ValueError("holds more than one sentence; write one record per sentence")
     return value
 

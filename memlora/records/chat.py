@@ -1,0 +1,222 @@
+"""The language models that write and answer: memlora's bundled model, or an OpenAI-compatible endpoint.
+
+Both take chat messages and return text, decode greedily, and count tokens for the recall
+budget. The local one runs through memlora's `GenerationEngine` (one engine per system prompt,
+so each prompt's prefix is computed once); a records adapter, when one is shipped under
+`adapters/<model>-records/`, is attached and used, otherwise the base model is prompted strictly.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from memlora.records.errors import BackendUnavailableError, MissingDependencyError
+
+Message = dict[str, str]
+
+
+class ChatModel(Protocol):
+    name: str  # e.g. model:qwen2.5-coder-0.5b or openai:gpt-4o-mini, written into records' source and traces
+    adapter: str | None
+    token_counter: str  # what count_tokens counts with, for the trace
+
+    def complete(self, conversations: Sequence[list[Message]], max_tokens: int) -> list[str]:
+        """One greedy reply per conversation (batched where the model can)."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+def records_adapter(model: str) -> str | None:
+    """The records adapter memlora ships for a bundled model (adapters/<model>-records/), if any."""
+    from memlora.models.loading import REPO_ADAPTERS
+
+    folder = REPO_ADAPTERS / f"{Path(model).name}-records"
+    return str(folder) if (folder / "adapter_config.json").exists() else None
+
+
+class LocalChatModel:
+    """memlora's bundled model (or any model memlora can load), with an optional LoRA adapter."""
+
+    def __init__(self, model: str | None = None, adapter: str | None = None, loaded: Any = None) -> None:
+        from memlora.models.loading import DEFAULT_MODEL, adapter_name, load_model
+
+        model = model or DEFAULT_MODEL
+        if adapter in (None, "auto"):
+            adapter = records_adapter(model)
+        elif adapter == "none":
+            adapter = None
+        if loaded is None:
+            loaded = load_model(model, adapters=[adapter] if adapter else None)
+        self.loaded = loaded
+        self.adapter = adapter_name(adapter) if adapter else None
+        self.name = f"model:{Path(model).name}" if self.adapter is None else f"adapter:{self.adapter}"
+        self.token_counter = f"{Path(model).name} tokenizer"
+        self._engines: dict[str, Any] = {}
+
+    def _engine(self, system: str) -> Any:
+        from memlora.agent.engine import GenerationEngine
+        from memlora.agent.protocol import render_prompt
+
+        if system not in self._engines:
+            prefix = render_prompt(self.loaded.tokenizer, [{"role": "system", "content": system}], None,
+                                   add_generation_prompt=False)
+            self._engines[system] = GenerationEngine(self.loaded, prefix=prefix, max_batch=16)
+        return self._engines[system]
+
+    def complete(self, conversations: Sequence[list[Message]], max_tokens: int) -> list[str]:
+        from memlora.agent.engine import SamplingParams
+        from memlora.agent.protocol import render_prompt
+
+        replies: list[str] = [""] * len(conversations)
+        by_system: dict[str, list[int]] = {}
+        for index, messages in enumerate(conversations):
+            system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+            by_system.setdefault(system, []).append(index)
+        for system, indexes in by_system.items():
+            engine = self._engine(system)
+            prompts = [render_prompt(self.loaded.tokenizer, conversations[i], None) for i in indexes]
+            done = engine.generate_many(prompts, SamplingParams(max_new_tokens=max_tokens), adapter=self.adapter)
+            for i, completion in zip(indexes, done):
+                replies[i] = completion.text
+        return replies
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+class OpenAIChatModel:
+    """Chat completions from any OpenAI-compatible endpoint (base URL and key from the environment)."""
+
+    def __init__(self, client: Any, model: str) -> None:
+        self.client = client
+        self.model = model
+        self.name = f"openai:{model}"
+        self.adapter = None
+        self.token_counter = "all-MiniLM-L6-v2 wordpiece (estimate)"
+
+    def complete(self, conversations: Sequence[list[Message]], max_tokens: int) -> list[str]:
+        replies = []
+        for messages in conversations:
+            response = call_endpoint(
+                self.client,
+                lambda m=messages: self.client.chat.completions.create(
+                    model=self.model, messages=m, max_tokens=max_tokens, temperature=0
+                ),
+            )
+            replies.append(response.choices[0].message.content or "")
+        return replies
+
+    def count_tokens(self, text: str) -> int:
+        from memlora.records.embedding import bundled_token_count
+
+        return bundled_token_count(text)
+
+
+class RulesChatModel:
+    """No model at all: writes fall back to rules and answers are extractive (see manager)."""
+
+    name = "rules"
+    adapter = None
+    token_counter = "all-MiniLM-L6-v2 wordpiece"
+
+    def complete(self, conversations: Sequence[list[Message]], max_tokens: int) -> list[str]:
+        raise NotImplementedError("the rules backend has no model")
+
+    def count_tokens(self, text: str) -> int:
+        from memlora.records.embedding import bundled_token_count
+
+        return bundled_token_count(text)
+
+
+# -- the OpenAI-compatible client ---------------------------------------------------------------
+
+BASE_URL_ENV = "OPENAI_BASE_URL"
+KEY_ENV = "OPENAI_API_KEY"
+CHAT_MODEL_ENV = "MEMLORA_OPENAI_CHAT_MODEL"
+EMBED_MODEL_ENV = "MEMLORA_OPENAI_EMBED_MODEL"
+DEFAULT_CHAT_MODEL = "gpt-4o-mini"
+DEFAULT_EMBED_MODEL = "text-embedding-3-small"
+
+
+def openai_client(base_url: str | None = None, api_key: str | None = None, timeout: float = 30.0,
+                  max_retries: int = 2) -> Any:
+    """An `openai.OpenAI` client; timeouts and retries (with backoff) are the library's own."""
+    try:
+        import openai
+    except ImportError:
+        raise MissingDependencyError("openai", "the openai backend") from None
+    base_url = base_url or os.environ.get(BASE_URL_ENV)
+    api_key = api_key or os.environ.get(KEY_ENV)
+    if not api_key:
+        # Local servers (llama.cpp, vLLM, Ollama) ignore the key, but the client insists on one.
+        if base_url is None:
+            raise BackendUnavailableError(
+                f"the openai backend needs {KEY_ENV} (and {BASE_URL_ENV} for a server other than OpenAI's)"
+            )
+        api_key = "unused"
+    return openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
+
+
+def call_endpoint(client: Any, call: Any) -> Any:
+    """Runs one request; a connection failure or timeout (after the client's retries) becomes a
+    `BackendUnavailableError` that names the endpoint, and an API error keeps its status and text."""
+    import openai
+
+    try:
+        return call()
+    except (openai.APIConnectionError, openai.APITimeoutError) as error:
+        raise BackendUnavailableError(
+            f"OpenAI-compatible endpoint {client.base_url} is unreachable after {client.max_retries} retries "
+            f"({type(error).__name__}: {error}); check {BASE_URL_ENV} and that the server is running"
+        ) from None
+    except openai.APIStatusError as error:
+        raise BackendUnavailableError(
+            f"OpenAI-compatible endpoint {client.base_url} answered {error.status_code}: {error.message}"
+        ) from None
+
+
+class OpenAIEmbedder:
+    """Embeddings from an OpenAI-compatible /v1/embeddings; the dimension is learnt from the first call."""
+
+    def __init__(self, client: Any, model: str, dim: int | None = None, batch_size: int = 256) -> None:
+        from memlora.records.embedding import CachedEmbedder
+
+        self.client = client
+        self.model = model
+        self.name = f"openai:{model}"
+        self.batch_size = batch_size
+        self._dim = dim
+        self._cached = CachedEmbedder()
+        self._cached._compute = self._compute  # type: ignore[method-assign]
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = int(self._compute(["dimension probe"]).shape[1])
+        return self._dim
+
+    def _compute(self, texts: list[str]) -> Any:
+        import numpy as np
+
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            chunk = texts[start : start + self.batch_size]
+            response = call_endpoint(self.client, lambda c=chunk: self.client.embeddings.create(model=self.model, input=c))
+            ordered = sorted(response.data, key=lambda item: item.index)
+            rows += [item.embedding for item in ordered]
+        return np.asarray(rows, dtype=np.float32)
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        self._cached.dim = self.dim  # type: ignore[attr-defined]
+        return self._cached.embed(texts)
+
+
+@functools.cache
+def shared_local_model(model: str | None, adapter: str | None) -> LocalChatModel:
+    """One loaded model per process (the CLI and the MCP server write and answer with the same one)."""
+    return LocalChatModel(model, adapter)
