@@ -138,7 +138,8 @@ class RecallResult:
 
 @dataclass(frozen=True)
 class Quota:
-    """Quotas applied after every stored write, to the written record's mission only."""
+    """Quotas applied after every stored write: `max_per_mission` to the written record's mission,
+    `max_total` to the whole store (configuring it is asking for that scope)."""
 
     max_per_mission: int | None = None
     max_total: int | None = None
@@ -167,6 +168,8 @@ class MemoryManager:
         self.mission = mission
         self.quota = quota
         self.write_attempts = max(1, write_attempts)
+        self.write_max_tokens = WRITE_MAX_TOKENS
+        self.answer_max_tokens = ANSWER_MAX_TOKENS
         self.backend = backend
         self.clock = clock
 
@@ -232,7 +235,7 @@ class MemoryManager:
             for _ in range(self.write_attempts):
                 if not pending:
                     break
-                replies = self.model.complete([conversations[i] for i in pending], WRITE_MAX_TOKENS)
+                replies = self.model.complete([conversations[i] for i in pending], self.write_max_tokens)
                 still = []
                 for i, reply in zip(pending, replies):
                     draft, attempt = writer.judge(reply)
@@ -263,12 +266,19 @@ class MemoryManager:
         return validate_draft(data, where)
 
     def _apply_quota(self, record: MemoryRecord) -> list[str]:
+        """The per-mission cap on the written record's mission; the total cap store-wide. The record
+        just written is never the one removed."""
         if self.quota is None:
             return []
-        scope = RecordFilter(missions=(record.mission_id or "",))
-        report = self.store.enforce_quota(max_per_mission=self.quota.max_per_mission, max_total=self.quota.max_total,
-                                          order=self.quota.order, scope=scope)
-        return report.deleted
+        deleted: list[str] = []
+        if self.quota.max_per_mission is not None:
+            deleted += self.store.enforce_quota(max_per_mission=self.quota.max_per_mission, order=self.quota.order,
+                                                scope=RecordFilter(missions=(record.mission_id or "",)),
+                                                keep=(record.id,)).deleted
+        if self.quota.max_total is not None:
+            deleted += self.store.enforce_quota(max_total=self.quota.max_total, order=self.quota.order,
+                                                keep=(record.id,)).deleted
+        return deleted
 
     def _trace_write(self, observation: str, result: WriteResult, latency_ms: float) -> None:
         if self.trace is None:
@@ -320,7 +330,7 @@ class MemoryManager:
         by_model = [i for i, (_, evidence, _) in enumerate(found) if evidence.records and self.model is not None]
         if by_model:
             replies = self.model.complete(  # type: ignore[union-attr]
-                [answering.answer_messages(requests[i].question, found[i][1]) for i in by_model], ANSWER_MAX_TOKENS
+                [answering.answer_messages(requests[i].question, found[i][1]) for i in by_model], self.answer_max_tokens
             )
             for i, reply in zip(by_model, replies):
                 answers[i] = answering.clean_answer(reply) or answering.NOT_FOUND

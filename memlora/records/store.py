@@ -322,8 +322,9 @@ class RecordStore:
         order: Literal["oldest", "least_recalled"] = "oldest",
         scope: RecordFilter = RecordFilter(),
         dry_run: bool = False,
+        keep: Sequence[str] = (),
     ) -> PurgeReport:
-        """Deletes records until the quotas hold, choosing victims only inside `scope`.
+        """Deletes records until the quotas hold, choosing victims only inside `scope` (never `keep`).
 
         `max_per_mission` caps each mission in scope; `max_total` caps the whole store, but only
         records in scope may be deleted to reach it (so it may still be over afterwards).
@@ -335,6 +336,9 @@ class RecordStore:
                 raise RecordsError(f"{name} must be 0 or more, got {value}")
         ordering = "r.timestamp, r.rowid" if order == "oldest" else "r.recall_count, r.timestamp, r.rowid"
         where, params = scope.sql()
+        if keep:
+            where += " AND r.id NOT IN (SELECT value FROM json_each(?))"
+            params = [*params, json.dumps(list(keep))]
         doomed: list[str] = []
         with self._write() as db:
             if max_per_mission is not None:
