@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("memlora.training.commands:train", "Train LoRA adapters for the memory tools."),
     "eval": ("memlora.evaluation.commands:eval_command", "Score a model and adapter on episode files."),
     "compare": ("memlora.evaluation.commands:compare", "Put several evaluation runs side by side."),
+    "records": ("memlora.records.commands:records", "Memory records: write, recall, purge, stats, export, import, scenes."),
 }
 
 

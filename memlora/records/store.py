@@ -161,6 +161,9 @@ class RecordStore:
                 if statement.strip():
                     db.execute(statement)
             self._check_meta(db)
+            # whether the file has a vector index, whatever this connection's embedder: purge and
+            # export open stores without loading a model and must still delete vectors
+            self.indexed = db.execute("SELECT 1 FROM meta WHERE key = 'embedder'").fetchone() is not None
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -194,7 +197,8 @@ class RecordStore:
 
     @property
     def has_vectors(self) -> bool:
-        return self.embedder is not None
+        """Vector search works: the file has an index and this connection has its model."""
+        return self.embedder is not None and self.indexed
 
     @contextmanager
     def _write(self) -> Iterator[Any]:
@@ -234,6 +238,8 @@ class RecordStore:
         Records are embedded here unless `vectors` (one row per record) is given.
         """
         records = [validate_record(r) for r in records]
+        if self.indexed and self.embedder is None and vectors is None and records:
+            raise RecordsError(f"{self.path} has a vector index; open it with its embedding model to add records")
         if self.embedder is not None and vectors is None:
             vectors = self.embedder.embed([r.text for r in records]) if records else None
         now = time.time()
@@ -260,7 +266,7 @@ class RecordStore:
                     "INSERT INTO records_fts (rowid, text, tags, event) VALUES (?, ?, ?, ?)",
                     (rowid, record.text, _tag_words(record.tags), record.event.replace("_", " ")),
                 )
-                if vectors is not None:
+                if vectors is not None and self.indexed:
                     db.execute(
                         "INSERT INTO records_vec (rowid, embedding, mission, timestamp) VALUES (?, ?, ?, ?)",
                         (rowid, np.asarray(vectors[index], dtype=np.float32).tobytes(), record.mission_id or NO_MISSION,
@@ -283,7 +289,7 @@ class RecordStore:
             db.execute("DELETE FROM records WHERE rowid = ?", row)
             db.execute("DELETE FROM record_tags WHERE record = ?", row)
             db.execute("DELETE FROM records_fts WHERE rowid = ?", row)
-            if self.has_vectors:
+            if self.indexed:
                 db.execute("DELETE FROM records_vec WHERE rowid = ?", row)
             removed += 1
         return removed
