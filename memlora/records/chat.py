@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from memlora.records.embedding import CachedEmbedder
 from memlora.records.errors import BackendUnavailableError, MissingDependencyError
 
 Message = dict[str, str]
@@ -180,22 +181,19 @@ def call_endpoint(client: Any, call: Any) -> Any:
         ) from None
 
 
-class OpenAIEmbedder:
+class OpenAIEmbedder(CachedEmbedder):
     """Embeddings from an OpenAI-compatible /v1/embeddings; the dimension is learnt from the first call."""
 
     def __init__(self, client: Any, model: str, dim: int | None = None, batch_size: int = 256) -> None:
-        from memlora.records.embedding import CachedEmbedder
-
+        super().__init__()
         self.client = client
         self.model = model
         self.name = f"openai:{model}"
         self.batch_size = batch_size
         self._dim = dim
-        self._cached = CachedEmbedder()
-        self._cached._compute = self._compute  # type: ignore[method-assign]
 
     @property
-    def dim(self) -> int:
+    def dim(self) -> int:  # type: ignore[override]
         if self._dim is None:
             self._dim = int(self._compute(["dimension probe"]).shape[1])
         return self._dim
@@ -207,13 +205,8 @@ class OpenAIEmbedder:
         for start in range(0, len(texts), self.batch_size):
             chunk = texts[start : start + self.batch_size]
             response = call_endpoint(self.client, lambda c=chunk: self.client.embeddings.create(model=self.model, input=c))
-            ordered = sorted(response.data, key=lambda item: item.index)
-            rows += [item.embedding for item in ordered]
+            rows += [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
         return np.asarray(rows, dtype=np.float32)
-
-    def embed(self, texts: Sequence[str]) -> Any:
-        self._cached.dim = self.dim  # type: ignore[attr-defined]
-        return self._cached.embed(texts)
 
 
 @functools.cache

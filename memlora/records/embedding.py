@@ -44,6 +44,9 @@ class CachedEmbedder:
     and repeated questions mostly hit the cache.
     """
 
+    name: str
+    dim: int
+
     def __init__(self, capacity: int = 8192) -> None:
         self.capacity = capacity
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -71,7 +74,7 @@ class CachedEmbedder:
             with self._lock:
                 found = {t: self._cache[t] for t in texts}
         if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)  # type: ignore[attr-defined]
+            return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack([found[t] for t in texts])
 
 
