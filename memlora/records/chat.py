@@ -44,20 +44,28 @@ class LocalChatModel:
     """memlora's bundled model (or any model memlora can load), with an optional LoRA adapter."""
 
     def __init__(self, model: str | None = None, adapter: str | None = None, loaded: Any = None) -> None:
-        from memlora.models.loading import DEFAULT_MODEL, adapter_name, load_model
+        from memlora.models.loading import DEFAULT_MODEL, adapter_name
 
         model = model or DEFAULT_MODEL
         if adapter in (None, "auto"):
             adapter = records_adapter(model)
         elif adapter == "none":
             adapter = None
-        if loaded is None:
-            loaded = load_model(model, adapters=[adapter] if adapter else None)
-        self.loaded = loaded
+        self.model = model
+        self._adapter_path = adapter
+        self._loaded = loaded  # loaded on first use: purge or a skipped write never pays for it
         self.adapter = adapter_name(adapter) if adapter else None
         self.name = f"model:{Path(model).name}" if self.adapter is None else f"adapter:{self.adapter}"
         self.token_counter = f"{Path(model).name} tokenizer"
         self._engines: dict[str, Any] = {}
+
+    @property
+    def loaded(self) -> Any:
+        if self._loaded is None:
+            from memlora.models.loading import load_model
+
+            self._loaded = load_model(self.model, adapters=[self._adapter_path] if self._adapter_path else None)
+        return self._loaded
 
     def _engine(self, system: str) -> Any:
         from memlora.agent.engine import GenerationEngine

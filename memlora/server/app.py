@@ -146,8 +146,12 @@ class _Tools:
         return await self._run(call)
 
 
-def build_server(store: MemoryStore, limits: Limits = DEFAULT_LIMITS) -> MCPServer:
-    """An MCP server exposing `store` through the nine reference memory tools and one resource."""
+def build_server(store: MemoryStore, limits: Limits = DEFAULT_LIMITS, records: Any = None) -> MCPServer:
+    """An MCP server exposing `store` through the nine reference memory tools and one resource.
+
+    `records`, a `memlora.records` MemoryManager, adds the three memory-record tools after the
+    nine (memlora.server.records_tools); without it the tool list is exactly the reference one.
+    """
     bodies = _Tools(store, limits)
     tools = []
     for spec in TOOL_SPECS.values():
@@ -162,6 +166,10 @@ def build_server(store: MemoryStore, limits: Limits = DEFAULT_LIMITS) -> MCPServ
         tool.parameters = spec.input_schema
         tool.fn_metadata.output_schema = spec.output_schema
         tools.append(tool)
+    if records is not None:
+        from memlora.server.records_tools import record_tools
+
+        tools += record_tools(records)
 
     def knowledge_graph() -> str:
         return pretty_json(store.read_graph().to_dict())

@@ -46,7 +46,14 @@ class BearerTokenGate:
 )
 @click.option("--http", "port", type=int, metavar="PORT", help="Serve streamable HTTP on PORT instead of stdio.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind with --http.")
-def serve(store_url: str | None, port: int | None, host: str) -> None:
+@click.option("--records", "with_records", is_flag=True,
+              help="Also serve the memory-record tools records_write, records_recall, records_purge (docs/records.md).")
+@click.option("--records-store", metavar="URL", help="Records store for --records; default sqlite:<user data folder>/records.db.")
+@click.option("--records-model", metavar="MODEL",
+              help="Model that writes and answers for --records; 'none' for rules and extraction. MEMORY_BACKEND picks the backend.")
+@click.option("--records-mission", metavar="ID", help="The current mission: records_recall searches it unless told otherwise.")
+def serve(store_url: str | None, port: int | None, host: str, with_records: bool, records_store: str | None,
+          records_model: str | None, records_mission: str | None) -> None:
     """Serve the knowledge-graph memory over MCP (stdio unless --http is given).
 
     With --http, set MEMLORA_TOKEN to require `Authorization: Bearer <token>` on every request.
@@ -58,7 +65,19 @@ def serve(store_url: str | None, port: int | None, host: str) -> None:
         store = open_store(url)
     except Exception as error:  # a bad URL or an unreadable file: say so, no traceback
         raise click.ClickException(str(error)) from error
-    server = build_server(store)
+    records = None
+    if with_records:
+        from memlora.records.backends import open_manager
+        from memlora.records.errors import RecordsError
+
+        try:
+            records = open_manager(store_url=records_store, model=records_model, mission=records_mission)
+        except RecordsError as error:
+            store.close()
+            raise click.ClickException(str(error)) from error
+    elif records_store or records_model or records_mission:
+        raise click.UsageError("--records-store, --records-model and --records-mission need --records")
+    server = build_server(store, records=records)
     try:
         if port is None:
             server.run("stdio")
@@ -77,3 +96,5 @@ def serve(store_url: str | None, port: int | None, host: str) -> None:
         anyio.run(uvicorn.Server(config).serve)
     finally:
         store.close()
+        if records is not None:
+            records.close()
