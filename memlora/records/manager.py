@@ -116,6 +116,7 @@ class RecallRequest:
     tags: tuple[str, ...] = ()
     mode: SearchMode = "hybrid"
     expected_ids: list[str] | None = None  # gold ids, for evaluation: recorded in the trace for success@k
+    missions: tuple[str, ...] | None = None  # an explicit set of missions (e.g. one robot's), instead of `mission`
 
 
 @dataclass
@@ -295,16 +296,19 @@ class MemoryManager:
 
     def recall(self, question: str, k: int = DEFAULT_K, token_budget: int = DEFAULT_BUDGET, mission: str | None = None,
                across_missions: bool = False, since: float | None = None, until: float | None = None,
-               tags: Sequence[str] = (), mode: SearchMode = "hybrid", expected_ids: list[str] | None = None) -> RecallResult:
+               tags: Sequence[str] = (), mode: SearchMode = "hybrid", expected_ids: list[str] | None = None,
+               missions: Sequence[str] | None = None) -> RecallResult:
         """Retrieves, answers with citations, and traces one question."""
         request = RecallRequest(question, k, token_budget, mission, across_missions, since, until, tuple(tags), mode,
-                                expected_ids)
+                                expected_ids, None if missions is None else tuple(missions))
         return self.recall_many([request])[0]
 
     def scope(self, request: RecallRequest) -> RecordFilter:
         """Within the asked mission, else the current one; every mission when asked (or when there is none)."""
         if request.across_missions:
             missions = None
+        elif request.missions is not None:
+            missions = request.missions
         elif request.mission is not None:
             missions = (request.mission,)
         elif self.mission is not None:
@@ -350,6 +354,7 @@ class MemoryManager:
                     "question": request.question, "k": request.k, "token_budget": request.token_budget,
                     "mission": request.mission, "across_missions": request.across_missions, "since": request.since,
                     "until": request.until, "tags": list(request.tags), "mode": request.mode,
+                    **({"missions": list(request.missions)} if request.missions is not None else {}),
                 },
                 "scope_missions": None if self.scope(request).missions is None else list(self.scope(request).missions or ()),
                 "retrieved": [hit.trace() for hit in hits],
