@@ -140,3 +140,15 @@ def test_a_bad_line_names_the_line_and_field_and_stores_nothing(store) -> None:
     with pytest.raises(RecordValidationError, match="line 1: .*not valid JSON"):
         import_jsonl(store, ["{oops"], source="in.jsonl")
     assert store.count() == 0
+
+
+def test_a_purge_without_the_model_still_removes_the_vectors(store, tmp_path) -> None:
+    ids = _fill(store, per_mission=3, missions=("a",))
+    store.close()
+    with RecordStore(tmp_path / "records.db", None) as plain:  # as memlora records purge opens it
+        assert plain.indexed and not plain.has_vectors
+        plain.enforce_quota(max_total=1)
+        with pytest.raises(RecordsError, match="open it with its embedding model"):
+            plain.add([make_record("Saw a cup.")])
+        vectors = plain._db.execute("SELECT count(*) FROM records_vec").fetchone()[0]
+        assert vectors == 1 and {r.id for r in plain.iterate()} == {ids["a"][2]}

@@ -223,3 +223,24 @@ def test_the_local_backend_without_a_model_writes_and_recalls(tmp_path, monkeypa
     assert result.citations == [record.id]
     trace = [json.loads(line) for line in (tmp_path / "records.traces.jsonl").read_text().splitlines()]
     assert [line["op"] for line in trace] == ["write", "recall"] and trace[1]["backend"] == "local"
+
+
+def test_recall_within_an_explicit_set_of_missions(manager) -> None:
+    for mission in ("m-1", "m-2", "m-3"):
+        manager.write("saw a red ball on the table", mission=mission)
+    result = manager.recall("red ball", missions=["m-2", "m-3"])
+    assert {r.mission_id for r in result.evidence} == {"m-2", "m-3"}
+    assert result.trace["request"]["missions"] == ["m-2", "m-3"]
+
+
+@pytest.mark.slow
+def test_the_bundled_base_model_writes_and_answers_with_a_strict_prompt(minilm, tmp_path) -> None:
+    model = LocalChatModel(adapter="none")  # the real bundled Qwen2.5-Coder-0.5B, no adapter
+    manager = MemoryManager(RecordStore(":memory:", minilm), model, trace=tmp_path / "t.jsonl", mission="m-1")
+    result = manager.write("saw a red ball on the table in the kitchen", pose=(1.0, 2.0, 0.5))
+    assert result.stored and result.attempts and result.record.pose.x == 1.0
+    assert result.record.source in ("model:qwen2.5-coder-0.5b", "rules")
+    answer = manager.recall("where did we see the red ball?")
+    assert answer.trace["answered_by"] == "model:qwen2.5-coder-0.5b" and answer.answer
+    lines = list(read_traces(tmp_path / "t.jsonl"))
+    assert [line["op"] for line in lines] == ["write", "recall"]
