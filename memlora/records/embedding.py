@@ -104,9 +104,35 @@ class MiniLMEmbedder(CachedEmbedder):
         self.batch_size = batch_size
 
     def _compute(self, texts: list[str]) -> np.ndarray:
+        import torch
+
         model = _sentence_transformer()
-        return model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                            show_progress_bar=False)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(embed_threads())
+        try:
+            return model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                                show_progress_bar=False)
+        finally:
+            torch.set_num_threads(previous)
+
+
+THREADS_ENV = "MEMLORA_EMBED_THREADS"
+
+
+def embed_threads() -> int:
+    """Threads for MiniLM: $MEMLORA_EMBED_THREADS, default 1.
+
+    On the 2-core machines memlora targets, shared with other work, one thread embedded a
+    question in 36-70 ms where two took 230-1,500 ms, and 64 sentences in 0.76 s against 2.75 s
+    (docs/benchmarks.md): the model is small, and two threads mostly wait for each other.
+    """
+    import os
+
+    value = os.environ.get(THREADS_ENV, "1")
+    try:
+        return max(1, int(value))
+    except ValueError:
+        return 1
 
 
 @functools.cache

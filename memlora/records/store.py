@@ -35,6 +35,7 @@ from memlora.records.schema import MemoryRecord, Pose, validate_record
 SearchMode = Literal["fts", "vector", "hybrid"]
 MODES: tuple[SearchMode, ...] = ("fts", "vector", "hybrid")
 RRF_K = 60  # the constant of reciprocal rank fusion; 60 is the published default
+CHUNK = 64  # vec0 slots per chunk: a partition (mission) holds at least one chunk, and most missions are small
 STORE_VERSION = 1
 NO_MISSION = ""  # the collection of records written outside any mission
 
@@ -187,7 +188,7 @@ class RecordStore:
             db.execute(
                 f"CREATE VIRTUAL TABLE IF NOT EXISTS records_vec USING vec0 ("
                 f"embedding float[{self.embedder.dim}] distance_metric=cosine, "
-                f"mission text partition key, timestamp float)"
+                f"mission text partition key, timestamp float, chunk_size={CHUNK})"
             )
         elif stored != wanted:
             raise StoreMismatchError(
@@ -442,7 +443,8 @@ class RecordStore:
         if mode != "fts" and not self.has_vectors:
             raise RecordsError(f"{self.path} was opened without an embedding model; only fts search works")
         depth = max(depth or max(4 * k, 40), k)
-        query_vector = self.embedder.embed([question])[0] if self.has_vectors else None  # type: ignore[union-attr]
+        # fts alone never embeds the question (that is most of a search's time on a CPU)
+        query_vector = self.embedder.embed([question])[0] if mode != "fts" else None  # type: ignore[union-attr]
         with self._read() as db:
             fts = self._fts(db, question, depth, scope) if mode in ("fts", "hybrid") else []
             vec = self._vector(db, query_vector, depth, scope) if mode in ("vector", "hybrid") else []

@@ -81,8 +81,12 @@ class RecordTools:
         self.manager = manager
 
     async def _run(self, call: Callable[[], dict[str, Any]]) -> CallToolResult:
+        # Unlike the graph tools these may run a model for seconds: off the event loop, so the
+        # server keeps answering other requests meanwhile.
+        import anyio
+
         try:
-            return _ok(call())
+            return _ok(await anyio.to_thread.run_sync(call))
         except (RecordsError, RecordValidationError) as error:
             return _error(str(error))
 
