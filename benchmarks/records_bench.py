@@ -4,6 +4,7 @@
     python benchmarks/records_bench.py latency --sizes 1000,10000,100000 --queries 100
     python benchmarks/records_bench.py writes --observations 500 --model-sample 30
     python benchmarks/records_bench.py answers --questions 40          # bare base model, strict prompt
+    python benchmarks/records_bench.py threads --queries 50            # MiniLM with 1 and 2 threads
 
 Every part uses the real store (SQLite, FTS5, sqlite-vec) and the real bundled all-MiniLM-L6-v2;
 the model parts use the bundled Qwen2.5-Coder-0.5B without an adapter. Results are printed and,
@@ -245,9 +246,34 @@ def answers(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def threads(args: argparse.Namespace) -> dict[str, Any]:
+    """MiniLM embedding time with 1 and 2 torch threads: one question at a time, and 64 sentences."""
+    from memlora.records import embedding
+
+    out: dict[str, Any] = {}
+    for count in (1, 2):
+        os.environ[embedding.THREADS_ENV] = str(count)
+        embedder = MiniLMEmbedder()
+        embedder.embed(["warm up"])
+        single = []
+        for i in range(args.queries):
+            started = time.perf_counter()
+            embedder.embed([f"where did we see the red ball number {count}-{i}?"])
+            single.append((time.perf_counter() - started) * 1000)
+        batches = []
+        for i in range(5):
+            started = time.perf_counter()
+            embedder.embed([f"saw item {count}-{i}-{j} on the table in the kitchen" for j in range(64)])
+            batches.append((time.perf_counter() - started) * 1000)
+        out[f"{count} thread(s)"] = {"one question p50_ms": round(percentile(single, 50), 1),
+                                     "one question p95_ms": round(percentile(single, 95), 1), "n": len(single),
+                                     "64 sentences median_ms": round(statistics.median(batches), 1)}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["retrieval", "latency", "writes", "answers"])
+    parser.add_argument("part", choices=["retrieval", "latency", "writes", "answers", "threads"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scenes", type=int, default=60, help="test scenes in the store (retrieval, answers)")
     parser.add_argument("--missions", type=int, default=4, help="missions per scene (one robot's memory)")

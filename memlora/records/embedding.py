@@ -123,8 +123,8 @@ def embed_threads() -> int:
     """Threads for MiniLM: $MEMLORA_EMBED_THREADS, default 1.
 
     On the 2-core machines memlora targets, shared with other work, one thread embedded a
-    question in 36-70 ms where two took 230-1,500 ms, and 64 sentences in 0.76 s against 2.75 s
-    (docs/benchmarks.md): the model is small, and two threads mostly wait for each other.
+    question several times faster than two (docs/benchmarks.md, "Memory records"): the model
+    is small, and two threads mostly wait for each other.
     """
     import os
 
