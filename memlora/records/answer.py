@@ -22,7 +22,20 @@ ANSWER_SYSTEM_PROMPT = (
     "You answer questions about what a robot observed, using only its numbered memory records.\n"
     "Answer in one short sentence and cite every record you used by its number in square brackets, "
     "e.g. [1] or [2][3]. Say where (room and place), when (date and time) or in which mission, as asked.\n"
-    f"If no record answers the question, reply exactly: {NOT_FOUND}"
+    f"If no record answers the question, reply exactly: {NOT_FOUND}\n"
+    # Two worked examples: without them the bare 0.5B model replied with citation numbers alone
+    # ("[1]"), 5% correct (docs/benchmarks.md); the examples cost nothing per question, since
+    # the system prompt's KV cache is computed once.
+    "Example:\n"
+    "Records:\n"
+    "[1] 2025-10-15 14:03 UTC, mission m-7, at x=1.20, y=3.50, yaw=1.57, object_seen: "
+    "Saw a red ball on the table in the kitchen. (object:red_ball, place:table, room:kitchen)\n"
+    "[2] 2025-10-15 14:10 UTC, mission m-7, at x=4.00, y=1.00, yaw=0.10, person_met: Met Alice in the lobby. "
+    "(person:alice, room:lobby)\n"
+    "Question: Where did we see the red ball?\n"
+    "Answer: On the table in the kitchen, on 2025-10-15 during mission m-7 [1].\n"
+    "Question: Where did we see the green hat?\n"
+    f"Answer: {NOT_FOUND}"
 )
 # Extractive answering: below this cosine similarity the best record is treated as unrelated.
 EXTRACTIVE_MIN_SIMILARITY = 0.45

@@ -126,22 +126,6 @@ class OpenAIChatModel:
         return bundled_token_count(text)
 
 
-class RulesChatModel:
-    """No model at all: writes fall back to rules and answers are extractive (see manager)."""
-
-    name = "rules"
-    adapter = None
-    token_counter = "all-MiniLM-L6-v2 wordpiece"
-
-    def complete(self, conversations: Sequence[list[Message]], max_tokens: int) -> list[str]:
-        raise NotImplementedError("the rules backend has no model")
-
-    def count_tokens(self, text: str) -> int:
-        from memlora.records.embedding import bundled_token_count
-
-        return bundled_token_count(text)
-
-
 # -- the OpenAI-compatible client ---------------------------------------------------------------
 
 BASE_URL_ENV = "OPENAI_BASE_URL"

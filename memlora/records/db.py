@@ -50,6 +50,3 @@ def connect(path: str | Path) -> Any:
         db.execute("PRAGMA synchronous = NORMAL")
     return db
 
-
-def integrity_error() -> type[Exception]:
-    return sqlite_module().IntegrityError  # type: ignore[no-any-return]
