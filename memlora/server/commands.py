@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 from typing import Any
 
@@ -60,10 +61,14 @@ def serve(store_url: str | None, port: int | None, host: str) -> None:
         raise click.ClickException(str(error)) from error
     server = build_server(store)
     try:
-        if port is None:
-            server.run("stdio")
-            return
         import anyio
+
+        if port is None:
+            from memlora.server.stdio import serve_stdio
+
+            logging.basicConfig(format="memlora: %(message)s", level=logging.WARNING)
+            anyio.run(serve_stdio, server)
+            return
         import uvicorn
 
         app: Any = server.streamable_http_app(host=host)

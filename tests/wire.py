@@ -1,0 +1,128 @@
+"""Test helpers that talk to a real `memlora serve` process in raw bytes, as no SDK client would."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+PROTOCOL_VERSION = "2025-06-18"
+
+
+class StdioServer:
+    """`memlora serve` over stdio, fed whatever bytes a test likes; replies are collected by id."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "memlora.cli", "serve", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+        )
+        self._lines: queue.Queue[bytes | None] = queue.Queue()
+        self.replies: dict[Any, dict[str, Any]] = {}
+        self.null_replies: list[dict[str, Any]] = []
+        self.stderr = b""
+        threading.Thread(target=self._pump_stdout, daemon=True).start()
+        threading.Thread(target=self._pump_stderr, daemon=True).start()
+
+    def _pump_stdout(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _pump_stderr(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.stderr += line
+
+    def send(self, data: bytes) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(data + b"\n")
+        self.process.stdin.flush()
+
+    def send_json(self, message: dict[str, Any]) -> None:
+        self.send(json.dumps(message).encode())
+
+    def wait_for(self, ident: Any, timeout: float = 60) -> dict[str, Any]:
+        """The reply to request `ident`; fails if none comes within `timeout` (a generous bound)."""
+        deadline = time.monotonic() + timeout
+        while ident not in self.replies:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no reply to request {ident!r} within {timeout} s; stderr: {self.stderr[-2000:]!r}")
+            try:
+                line = self._lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise AssertionError(f"server closed stdout before answering {ident!r}; stderr: {self.stderr[-2000:]!r}")
+            message = json.loads(line)
+            if "id" not in message:
+                continue  # a notification from the server
+            if message["id"] is None:
+                self.null_replies.append(message)
+            else:
+                self.replies[message["id"]] = message
+        return self.replies[ident]
+
+    def request(self, ident: Any, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": ident, "method": method}
+        if params is not None:
+            message["params"] = params
+        self.send_json(message)
+        return self.wait_for(ident)
+
+    def initialize(self) -> None:
+        reply = self.request(
+            "init",
+            "initialize",
+            {"protocolVersion": PROTOCOL_VERSION, "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
+        )
+        assert "result" in reply, reply
+        self.send_json({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+    def close(self) -> None:
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            try:
+                self.process.stdin.close()
+            except BrokenPipeError:
+                pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def __enter__(self) -> StdioServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
+    for _ in range(600):
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {process.stderr.read().decode() if process.stderr else ''}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listening on {port}")
