@@ -126,3 +126,36 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
                 return
         time.sleep(0.1)
     raise TimeoutError(f"nothing listening on {port}")
+
+
+_HOLDERS = {
+    # memlora's JSONL lock, as another memlora process would hold it while writing
+    "jsonl": "import filelock, sys; lock = filelock.FileLock(sys.argv[1] + '.lock'); lock.acquire()",
+    # SQLite's write lock, as any other writer of the database would hold it
+    "sqlite": "import sqlite3, sys; db = sqlite3.connect(sys.argv[1], isolation_level=None); db.execute('BEGIN IMMEDIATE')",
+}
+
+
+class LockHolder:
+    """Another process holding a store's lock until `release()`: a real lock, in a real process."""
+
+    def __init__(self, backend: str, path: Path) -> None:
+        script = _HOLDERS[backend] + "; print('held', flush=True); sys.stdin.readline()"
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", script, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        assert self.process.stdout is not None
+        assert self.process.stdout.readline() == b"held\n", "the lock holder did not start"
+
+    def release(self) -> None:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.write(b"go\n")
+            self.process.stdin.flush()
+        self.process.wait(timeout=30)
+
+    def __enter__(self) -> LockHolder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

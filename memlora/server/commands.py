@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from memlora.store import default_store_url, open_store
+from memlora.store.locking import DEFAULT_LOCK_TIMEOUT
 
 TOKEN_ENV = "MEMLORA_TOKEN"
 
@@ -47,7 +48,15 @@ class BearerTokenGate:
 )
 @click.option("--http", "port", type=int, metavar="PORT", help="Serve streamable HTTP on PORT instead of stdio.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind with --http.")
-def serve(store_url: str | None, port: int | None, host: str) -> None:
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_LOCK_TIMEOUT,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long a call waits for another process holding the store before it fails.",
+)
+def serve(store_url: str | None, port: int | None, host: str, lock_timeout: float) -> None:
     """Serve the knowledge-graph memory over MCP (stdio unless --http is given).
 
     With --http, set MEMLORA_TOKEN to require `Authorization: Bearer <token>` on every request.
@@ -56,7 +65,7 @@ def serve(store_url: str | None, port: int | None, host: str) -> None:
 
     url = store_url or default_store_url()
     try:
-        store = open_store(url)
+        store = open_store(url, lock_timeout=lock_timeout)
     except Exception as error:  # a bad URL or an unreadable file: say so, no traceback
         raise click.ClickException(str(error)) from error
     server = build_server(store)

@@ -43,6 +43,15 @@ class CorruptStoreError(StoreError):
         self.line = line
 
 
+class StoreBusyError(StoreError):
+    """The store stayed locked for the whole wait; the call did nothing."""
+
+    def __init__(self, path: str, seconds: float, holder: str = "another process") -> None:
+        super().__init__(f"{path}: locked by {holder} for {seconds:g} s; gave up, nothing was changed")
+        self.path = path
+        self.seconds = seconds
+
+
 @dataclass
 class Entity:
     name: str

@@ -17,11 +17,12 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from filelock import FileLock
+import filelock
 
 from memlora.store import validate
 from memlora.store.base import MemoryStore, MergeReport
@@ -35,7 +36,9 @@ from memlora.store.graph import (
     ObservationAddition,
     ObservationDeletion,
     Relation,
+    StoreBusyError,
 )
+from memlora.store.locking import DEFAULT_LOCK_TIMEOUT, Deadline, WouldBlock, may_wait, take
 from memlora.store.memory import GraphState
 
 T = TypeVar("T")
@@ -100,11 +103,12 @@ def _require_strings(item: dict[str, Any], keys: tuple[str, ...], path: str, num
 class JsonlStore(MemoryStore):
     """A `MemoryStore` in a reference-format JSONL file, shareable between processes."""
 
-    def __init__(self, path: str | Path, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(self, path: str | Path, limits: Limits = DEFAULT_LIMITS, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
         self.path = Path(path)
         self.limits = limits
+        self.lock_timeout = lock_timeout
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file_lock = FileLock(str(self.path) + ".lock")
+        self._file_lock = filelock.FileLock(str(self.path) + ".lock")
         self._thread_lock = threading.Lock()
         # Fail at open time, not on the first tool call, if the file is already unreadable.
         self._load()
@@ -134,9 +138,33 @@ class JsonlStore(MemoryStore):
             Path(temp).unlink(missing_ok=True)
             raise
 
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Holds this process's lock and the file lock, waiting at most `lock_timeout` for both
+        (or not at all under `locking.no_wait()`)."""
+        deadline = Deadline(self.lock_timeout)
+        if not take(self._thread_lock, deadline):
+            raise StoreBusyError(str(self.path), self.lock_timeout, "another call of this server")
+        try:
+            try:
+                if may_wait():
+                    self._file_lock.acquire(timeout=deadline.left())
+                else:
+                    self._file_lock.acquire(blocking=False)
+            except filelock.Timeout:
+                if not may_wait():
+                    raise WouldBlock from None
+                raise StoreBusyError(str(self.path), self.lock_timeout) from None
+            try:
+                yield
+            finally:
+                self._file_lock.release()
+        finally:
+            self._thread_lock.release()
+
     def _read(self, query: Callable[[GraphState], T]) -> T:
         """Runs `query` on a fresh read of the file, under the lock."""
-        with self._thread_lock, self._file_lock:
+        with self._locked():
             return query(self._load())
 
     def _mutate(self, change: Callable[[GraphState], T], changed: Callable[[T], bool]) -> T:
@@ -144,7 +172,7 @@ class JsonlStore(MemoryStore):
 
         A call that raises (a missing entity, a corrupt line) writes nothing.
         """
-        with self._thread_lock, self._file_lock:
+        with self._locked():
             state = self._load()
             result = change(state)
             if changed(result):

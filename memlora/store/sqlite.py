@@ -3,7 +3,9 @@
 One row per entity (observations as a JSON array, because they are always read and written
 with their entity), one row per relation, and an FTS5 trigram index over a lower-cased copy of
 each entity's text. Every call is one transaction; writes take the write lock up front
-(`BEGIN IMMEDIATE`) so two processes sharing a file queue instead of failing midway. Only
+(`BEGIN IMMEDIATE`) so two processes sharing a file queue instead of failing midway, waiting
+at most `lock_timeout` (see `memlora.store.locking`). Reads have a connection of their own,
+so in WAL mode they go on while a write waits for another process. Only
 `read_graph` reads every row: lookups go through the name index, relation lookups through the
 endpoint indexes, and `search_nodes` through the trigram index.
 """
@@ -29,7 +31,9 @@ from memlora.store.graph import (
     ObservationAddition,
     ObservationDeletion,
     Relation,
+    StoreBusyError,
 )
+from memlora.store.locking import DEFAULT_LOCK_TIMEOUT, Deadline, WouldBlock, may_wait, take
 from memlora.store.memory import matches, unique, unique_entities
 
 SCHEMA = """
@@ -76,6 +80,11 @@ def _search_body(entity: Entity) -> str:
     return _SEPARATOR.join([entity.name, entity.entity_type, *entity.observations]).lower()
 
 
+def _is_busy(error: sqlite3.Error) -> bool:
+    """SQLITE_BUSY or one of its extended codes: another connection holds a lock."""
+    return getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+
+
 def _entity(row: sqlite3.Row | tuple[str, str, str]) -> Entity:
     return Entity(name=row[0], entity_type=row[1], observations=json.loads(row[2]))
 
@@ -83,19 +92,23 @@ def _entity(row: sqlite3.Row | tuple[str, str, str]) -> Entity:
 class SqliteStore(MemoryStore):
     """A `MemoryStore` in one SQLite file (or in memory for `:memory:`); safe across threads and processes."""
 
-    def __init__(self, path: str | Path, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(self, path: str | Path, limits: Limits = DEFAULT_LIMITS, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
         self.path = str(path)
         self.limits = limits
-        if self.path != ":memory:":
+        self.lock_timeout = lock_timeout
+        in_memory = self.path == ":memory:"
+        if not in_memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit mode: transactions are opened explicitly, one per call.
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
-        self._lock = threading.Lock()
-        self._db.execute("PRAGMA busy_timeout = 30000")
-        if self.path != ":memory:":
-            self._db.execute("PRAGMA journal_mode = WAL")
+        self._writer = self._connect()
+        self._write_lock = threading.Lock()
+        if not in_memory:
+            self._writer.execute("PRAGMA journal_mode = WAL")
             # In WAL mode NORMAL never corrupts the file; a power cut may only lose the last commits.
-            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._writer.execute("PRAGMA synchronous = NORMAL")
+        # A second connection for reads, so that a write waiting for another process's lock
+        # does not hold them up; an in-memory database exists only in its one connection.
+        self._reader = self._writer if in_memory else self._connect()
+        self._read_lock = self._write_lock if in_memory else threading.Lock()
         with self._write() as db:
             # executescript() would commit on its own; run the statements inside our transaction.
             for statement in SCHEMA.split(";"):
@@ -104,30 +117,67 @@ class SqliteStore(MemoryStore):
 
     # -- transactions -------------------------------------------------------------------------
 
+    def _connect(self) -> sqlite3.Connection:
+        # Autocommit mode: transactions are opened explicitly, one per call. No busy timeout:
+        # `_begin` decides per call whether and how long to wait.
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
+        db.execute("PRAGMA busy_timeout = 0")
+        return db
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._transaction(self._writer, self._write_lock, "BEGIN IMMEDIATE") as db:
+            yield db
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         # A read transaction gives the entity and relation queries one consistent snapshot.
-        with self._lock:
-            self._db.execute("BEGIN")
+        with self._transaction(self._reader, self._read_lock, "BEGIN") as db:
+            yield db
+
+    @contextmanager
+    def _transaction(self, db: sqlite3.Connection, lock: threading.Lock, begin: str) -> Iterator[sqlite3.Connection]:
+        deadline = Deadline(self.lock_timeout)
+        if not take(lock, deadline):
+            raise StoreBusyError(self.path, self.lock_timeout, "another call of this server")
+        try:
+            self._begin(db, begin, deadline)
             try:
-                yield self._db
-            finally:
-                self._db.execute("COMMIT")
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            lock.release()
+
+    def _begin(self, db: sqlite3.Connection, begin: str, deadline: Deadline) -> None:
+        """Opens the transaction; if another process holds the database, waits only where
+        allowed and at most what is left of the deadline."""
+        if not may_wait():
+            try:
+                db.execute(begin)
+            except sqlite3.OperationalError as error:
+                if _is_busy(error):
+                    raise WouldBlock from None
+                raise
+            return
+        db.execute(f"PRAGMA busy_timeout = {int(deadline.left() * 1000)}")
+        try:
+            db.execute(begin)
+        except sqlite3.OperationalError as error:
+            if _is_busy(error):
+                raise StoreBusyError(self.path, self.lock_timeout) from None
+            raise
+        finally:
+            db.execute("PRAGMA busy_timeout = 0")
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        with self._write_lock:
+            self._writer.close()
+        if self._reader is not self._writer:
+            with self._read_lock:
+                self._reader.close()
 
     # -- writes -------------------------------------------------------------------------------
 
