@@ -13,6 +13,7 @@ worker thread (see `memlora.store.locking`), so pings and other calls are answer
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from mcp.types import CallToolResult, TextContent
 
 from memlora.store import validate
 from memlora.store.base import MemoryStore
+from memlora.store.failures import unexpected_failure
 from memlora.store.graph import DEFAULT_LIMITS, KnowledgeGraph, Limits, StoreError
 from memlora.store.locking import WouldBlock, no_wait
 from memlora.server.schemas import RESOURCE_URI, TOOL_SPECS
@@ -89,6 +91,8 @@ class _Tools:
             return await run_store_call(call)
         except StoreError as error:
             return _error(error)
+        except (OSError, sqlite3.Error) as error:  # a failure no store translated: no file names
+            return _error(unexpected_failure(error))
 
     async def create_entities(self, entities: Any = None) -> CallToolResult:
         def call() -> CallToolResult:

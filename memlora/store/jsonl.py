@@ -38,6 +38,7 @@ from memlora.store.graph import (
     Relation,
     StoreBusyError,
 )
+from memlora.store.failures import os_failure
 from memlora.store.locking import DEFAULT_LOCK_TIMEOUT, Deadline, WouldBlock, may_wait, take
 from memlora.store.memory import GraphState
 
@@ -107,7 +108,10 @@ class JsonlStore(MemoryStore):
         self.path = Path(path)
         self.limits = limits
         self.lock_timeout = lock_timeout
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise os_failure(self.path, "create the folder of", error, writing=False) from None
         self._file_lock = filelock.FileLock(str(self.path) + ".lock")
         self._thread_lock = threading.Lock()
         # Fail at open time, not on the first tool call, if the file is already unreadable.
@@ -121,12 +125,17 @@ class JsonlStore(MemoryStore):
         except UnicodeDecodeError as error:
             line = text_line_of_offset(self.path.read_bytes(), error.start)
             raise CorruptStoreError(str(self.path), line, "not valid UTF-8") from None
+        except OSError as error:
+            raise os_failure(self.path, "read", error, writing=False) from None
         return GraphState(parse_graph(text, str(self.path)))
 
     def _save(self, state: GraphState) -> None:
+        """Writes a temporary file beside the store and renames it over; on any failure the
+        store file is untouched and the temporary file is gone."""
         data = format_graph(state.graph()).encode("utf-8")
-        fd, temp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
+        temp = None
         try:
+            fd, temp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
@@ -134,8 +143,11 @@ class JsonlStore(MemoryStore):
             if self.path.exists():
                 os.chmod(temp, self.path.stat().st_mode & 0o777)
             os.replace(temp, self.path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
+        except BaseException as error:
+            if temp is not None:
+                Path(temp).unlink(missing_ok=True)
+            if isinstance(error, OSError):
+                raise os_failure(self.path, "write", error, writing=True) from None
             raise
 
     @contextmanager
@@ -155,6 +167,8 @@ class JsonlStore(MemoryStore):
                 if not may_wait():
                     raise WouldBlock from None
                 raise StoreBusyError(str(self.path), self.lock_timeout) from None
+            except OSError as error:  # the lock file cannot be made: a read-only or full folder
+                raise os_failure(self.path, "lock", error, writing=True) from None
             try:
                 yield
             finally:

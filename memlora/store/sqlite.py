@@ -33,6 +33,7 @@ from memlora.store.graph import (
     Relation,
     StoreBusyError,
 )
+from memlora.store.failures import os_failure, sqlite_failure
 from memlora.store.locking import DEFAULT_LOCK_TIMEOUT, Deadline, WouldBlock, may_wait, take
 from memlora.store.memory import matches, unique, unique_entities
 
@@ -85,6 +86,15 @@ def _is_busy(error: sqlite3.Error) -> bool:
     return getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
 
 
+def _rollback(db: sqlite3.Connection) -> None:
+    """Ends a failed transaction; SQLite may have rolled it back already (a full disk does)."""
+    if db.in_transaction:
+        try:
+            db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the error being raised already says what went wrong
+
+
 def _entity(row: sqlite3.Row | tuple[str, str, str]) -> Entity:
     return Entity(name=row[0], entity_type=row[1], observations=json.loads(row[2]))
 
@@ -97,18 +107,35 @@ class SqliteStore(MemoryStore):
         self.limits = limits
         self.lock_timeout = lock_timeout
         in_memory = self.path == ":memory:"
-        if not in_memory:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._writer = self._connect()
         self._write_lock = threading.Lock()
+        # A second connection for reads, so that a write waiting for another process's lock
+        # does not hold them up; an in-memory database exists only in its one connection.
+        self._read_lock = self._write_lock if in_memory else threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        try:
+            if not in_memory:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._writer = self._connect()
+            self._reader = self._writer if in_memory else self._connect()
+            self._prepare(in_memory)
+        except OSError as error:
+            self._close_connections()
+            raise os_failure(Path(self.path), "create the folder of", error, writing=False) from None
+        except sqlite3.DatabaseError as error:
+            self._close_connections()
+            raise sqlite_failure(self.path, "open", error, writing=False) from None
+        except BaseException:
+            self._close_connections()
+            raise
+
+    def _prepare(self, in_memory: bool) -> None:
+        """WAL mode and the schema, waiting up to `lock_timeout` for another process holding the file."""
+        self._writer.execute(f"PRAGMA busy_timeout = {int(self.lock_timeout * 1000)}")
         if not in_memory:
             self._writer.execute("PRAGMA journal_mode = WAL")
             # In WAL mode NORMAL never corrupts the file; a power cut may only lose the last commits.
             self._writer.execute("PRAGMA synchronous = NORMAL")
-        # A second connection for reads, so that a write waiting for another process's lock
-        # does not hold them up; an in-memory database exists only in its one connection.
-        self._reader = self._writer if in_memory else self._connect()
-        self._read_lock = self._write_lock if in_memory else threading.Lock()
+        self._writer.execute("PRAGMA busy_timeout = 0")
         with self._write() as db:
             # executescript() would commit on its own; run the statements inside our transaction.
             for statement in SCHEMA.split(";"):
@@ -121,22 +148,32 @@ class SqliteStore(MemoryStore):
         # Autocommit mode: transactions are opened explicitly, one per call. No busy timeout:
         # `_begin` decides per call whether and how long to wait.
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
+        self._connections.append(db)
         db.execute("PRAGMA busy_timeout = 0")
         return db
 
+    def _close_connections(self) -> None:
+        for db in self._connections:
+            db.close()
+        self._connections.clear()
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._transaction(self._writer, self._write_lock, "BEGIN IMMEDIATE") as db:
+        with self._transaction(self._writer, self._write_lock, "BEGIN IMMEDIATE", writing=True) as db:
             yield db
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         # A read transaction gives the entity and relation queries one consistent snapshot.
-        with self._transaction(self._reader, self._read_lock, "BEGIN") as db:
+        with self._transaction(self._reader, self._read_lock, "BEGIN", writing=False) as db:
             yield db
 
     @contextmanager
-    def _transaction(self, db: sqlite3.Connection, lock: threading.Lock, begin: str) -> Iterator[sqlite3.Connection]:
+    def _transaction(
+        self, db: sqlite3.Connection, lock: threading.Lock, begin: str, *, writing: bool
+    ) -> Iterator[sqlite3.Connection]:
+        """One call's transaction: all of it or none of it. A database failure (a full disk, a
+        read-only file) becomes a `StorageError` naming this database and the reason."""
         deadline = Deadline(self.lock_timeout)
         if not take(lock, deadline):
             raise StoreBusyError(self.path, self.lock_timeout, "another call of this server")
@@ -145,9 +182,12 @@ class SqliteStore(MemoryStore):
             try:
                 yield db
             except BaseException:
-                db.execute("ROLLBACK")
+                _rollback(db)
                 raise
             db.execute("COMMIT")
+        except sqlite3.DatabaseError as error:
+            _rollback(db)
+            raise sqlite_failure(self.path, "write" if writing else "read", error, writing=writing) from None
         finally:
             lock.release()
 
@@ -173,11 +213,13 @@ class SqliteStore(MemoryStore):
             db.execute("PRAGMA busy_timeout = 0")
 
     def close(self) -> None:
+        # Both locks, so that no call is half way through a connection being closed.
         with self._write_lock:
-            self._writer.close()
-        if self._reader is not self._writer:
-            with self._read_lock:
-                self._reader.close()
+            if self._read_lock is self._write_lock:
+                self._close_connections()
+            else:
+                with self._read_lock:
+                    self._close_connections()
 
     # -- writes -------------------------------------------------------------------------------
 
