@@ -8,7 +8,6 @@ test skips, saying why, where the machine refuses to set that up.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,35 +16,16 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import store_url
+from conftest import mount, store_url
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
+from wire import run_unprivileged
 
 from memlora.store import open_store
 from memlora.store.graph import Entity, StorageError, StoreError
 
 # About 400 KB of observations: more than the whole 256 KiB file system.
 TOO_BIG = [Entity(f"Big{i}", "blob", [f"{i}.{j} " + "x" * 4000 for j in range(10)]) for i in range(10)]
-
-
-def mount(args: list[str]) -> None:
-    result = subprocess.run(["mount", *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount here ({' '.join(args)}): {result.stderr.strip() or result.returncode}")
-
-
-@pytest.fixture
-def tiny_fs(tmp_path: Path) -> Iterator[Path]:
-    """A real 256 KiB tmpfs, unmounted afterwards."""
-    if shutil.which("mount") is None:
-        pytest.skip("no mount command")
-    folder = tmp_path / "tiny"
-    folder.mkdir()
-    mount(["-t", "tmpfs", "-o", "size=256k,mode=0777", "tmpfs", str(folder)])
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 def seed(url: str) -> None:
@@ -108,34 +88,13 @@ def test_read_only_file_system_is_erofs(backend: str, tiny_fs: Path) -> None:
 
 # -- permission denied: root ignores file modes, so drop the capabilities that let it ----------
 
-UNPRIVILEGED_SCRIPT = """
+WRITE_SCRIPT = """
 import sys
 from memlora.store import open_store
-from memlora.store.graph import Entity, StoreError
-try:
-    with open_store(sys.argv[1]) as store:
-        store.create_entities([Entity("Bo", "city", [])])
-except StoreError as error:
-    print(error)
-except Exception as error:  # what the client would have got instead of a clear message
-    print(f"unexplained {type(error).__name__}: {error}")
+from memlora.store.graph import Entity
+with open_store(sys.argv[1]) as store:
+    store.create_entities([Entity("Bo", "city", [])])
 """
-
-
-def run_unprivileged(url: str) -> str:
-    """Runs a write in a process that file permissions apply to; returns the error it printed."""
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.skip("running as root without setpriv: file permissions cannot be tested")
-        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner"]
-    result = subprocess.run(
-        [*prefix, sys.executable, "-c", UNPRIVILEGED_SCRIPT, url], capture_output=True, text=True, timeout=120, cwd=os.getcwd()
-    )
-    if result.returncode != 0:
-        pytest.skip(f"could not run an unprivileged process: {result.stderr.strip()[-300:]}")
-    return result.stdout.strip()
 
 
 def test_permission_denied_is_eacces(backend: str, tmp_path: Path) -> None:
@@ -147,7 +106,7 @@ def test_permission_denied_is_eacces(backend: str, tmp_path: Path) -> None:
         path.chmod(0o444)
     folder.chmod(0o555)
     try:
-        message = run_unprivileged(url)
+        message = run_unprivileged(WRITE_SCRIPT, url)
     finally:
         folder.chmod(0o755)
     assert "permission denied (EACCES)" in message, message

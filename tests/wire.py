@@ -159,3 +159,40 @@ class LockHolder:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+_REPORT_ERRORS = """
+import sys
+from memlora.store.graph import StoreError
+script = sys.argv.pop(1)
+try:
+    exec(compile(script, "<script>", "exec"), {"__name__": "__main__"})
+except StoreError as error:
+    print(error)
+except Exception as error:  # what a client would have got instead of a clear message
+    print(f"unexplained {type(error).__name__}: {error}")
+"""
+
+
+def run_unprivileged(script: str, *args: str) -> str:
+    """Runs `script` in a process that file permissions apply to; returns what it printed, or the
+    store error it raised. Root ignores file modes, so as root the capabilities that let it are
+    dropped with setpriv; the test is skipped, saying why, where that cannot be done."""
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        import shutil
+
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            import pytest
+
+            pytest.skip("running as root without setpriv: file permissions cannot be tested")
+        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner"]
+    result = subprocess.run(
+        [*prefix, sys.executable, "-c", _REPORT_ERRORS, script, *args], capture_output=True, text=True, timeout=120
+    )
+    if result.returncode != 0:
+        import pytest
+
+        pytest.skip(f"could not run an unprivileged process: {result.stderr.strip()[-300:]}")
+    return result.stdout.strip()

@@ -4,15 +4,19 @@ One JSON object per line (`"type": "entity"` or `"type": "relation"`), entities 
 joined by a newline with none after the last, compact JSON with non-ASCII text kept as is:
 exactly what the reference writes, so either program can open the other's file.
 
-Every call takes an exclusive file lock (`<file>.lock`), re-reads the file, applies the
+Every write takes an exclusive file lock (`<file>.lock`), re-reads the file, applies the
 operation and, if anything changed, writes a temporary file beside it and renames it over the
-original. Several processes can therefore share one file without losing each other's writes,
-and a crash leaves either the old file or the new one. A line that cannot be read stops the
-call with `CorruptStoreError` naming the line; the file is never written over in that case.
+original. Several memlora processes can therefore share one file without losing each other's
+writes, and a crash leaves either the old file or the new one. Reads take no lock: since every
+write is a rename, a reader sees the old file or the new one, never half of one; so a file in a
+read-only folder (or on read-only media) can still be read, as the reference server can. A
+line that cannot be read stops the call with `CorruptStoreError` naming the line; the file is
+never written over in that case.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -108,10 +112,6 @@ class JsonlStore(MemoryStore):
         self.path = Path(path)
         self.limits = limits
         self.lock_timeout = lock_timeout
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise os_failure(self.path, "create the folder of", error, writing=False) from None
         self._file_lock = filelock.FileLock(str(self.path) + ".lock")
         self._thread_lock = threading.Lock()
         # Fail at open time, not on the first tool call, if the file is already unreadable.
@@ -135,6 +135,9 @@ class JsonlStore(MemoryStore):
         data = format_graph(state.graph()).encode("utf-8")
         temp = None
         try:
+            if self.path.exists() and not os.access(self.path, os.W_OK):
+                # The rename below would replace a file we may not write; honour its mode.
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
             fd, temp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -149,6 +152,13 @@ class JsonlStore(MemoryStore):
             if isinstance(error, OSError):
                 raise os_failure(self.path, "write", error, writing=True) from None
             raise
+
+    def _make_folder(self) -> None:
+        """The folder is made on the first write, so that opening and reading change nothing."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise os_failure(self.path, "create the folder of", error, writing=True) from None
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -167,8 +177,8 @@ class JsonlStore(MemoryStore):
                 if not may_wait():
                     raise WouldBlock from None
                 raise StoreBusyError(str(self.path), self.lock_timeout) from None
-            except OSError as error:  # the lock file cannot be made: a read-only or full folder
-                raise os_failure(self.path, "lock", error, writing=True) from None
+            except OSError as error:  # the lock file cannot be made: a read-only, missing or full folder
+                raise os_failure(self.path, "write", error, writing=True) from None
             try:
                 yield
             finally:
@@ -177,15 +187,15 @@ class JsonlStore(MemoryStore):
             self._thread_lock.release()
 
     def _read(self, query: Callable[[GraphState], T]) -> T:
-        """Runs `query` on a fresh read of the file, under the lock."""
-        with self._locked():
-            return query(self._load())
+        """Runs `query` on a fresh read of the file; no lock needed, see the module docstring."""
+        return query(self._load())
 
     def _mutate(self, change: Callable[[GraphState], T], changed: Callable[[T], bool]) -> T:
         """Runs `change` on a fresh read under the lock; rewrites the file only if `changed(result)`.
 
         A call that raises (a missing entity, a corrupt line) writes nothing.
         """
+        self._make_folder()
         with self._locked():
             state = self._load()
             result = change(state)
