@@ -56,7 +56,12 @@ class BearerTokenGate:
     metavar="SECONDS",
     help="How long a call waits for another process holding the store before it fails.",
 )
-def serve(store_url: str | None, port: int | None, host: str, lock_timeout: float) -> None:
+@click.option(
+    "--allow-other-tables",
+    is_flag=True,
+    help="Use an SQLite file that holds another program's tables (memlora adds its own and switches it to WAL).",
+)
+def serve(store_url: str | None, port: int | None, host: str, lock_timeout: float, allow_other_tables: bool) -> None:
     """Serve the knowledge-graph memory over MCP (stdio unless --http is given).
 
     With --http, set MEMLORA_TOKEN to require `Authorization: Bearer <token>` on every request.
@@ -65,7 +70,7 @@ def serve(store_url: str | None, port: int | None, host: str, lock_timeout: floa
 
     url = store_url or default_store_url()
     try:
-        store = open_store(url, lock_timeout=lock_timeout)
+        store = open_store(url, lock_timeout=lock_timeout, allow_other_tables=allow_other_tables)
     except Exception as error:  # a bad URL or an unreadable file: say so, no traceback
         raise click.ClickException(str(error)) from error
     server = build_server(store)

@@ -26,10 +26,17 @@ def default_store_url() -> str:
     return f"sqlite:{Path(platformdirs.user_data_dir('memlora')) / 'memory.db'}"
 
 
-def open_store(url: str, limits: Limits = DEFAULT_LIMITS, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> MemoryStore:
+def open_store(
+    url: str,
+    limits: Limits = DEFAULT_LIMITS,
+    *,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    allow_other_tables: bool = False,
+) -> MemoryStore:
     """Opens `sqlite:PATH`, `sqlite::memory:` or `jsonl:PATH` (the file is created on first write).
 
-    `lock_timeout` bounds how long one call waits for another process holding the store.
+    `lock_timeout` bounds how long one call waits for another process holding the store;
+    `allow_other_tables` lets memlora use an SQLite file that another program's tables live in.
     """
     scheme, sep, location = url.partition(":")
     if not sep or not location:
@@ -37,7 +44,12 @@ def open_store(url: str, limits: Limits = DEFAULT_LIMITS, *, lock_timeout: float
     if scheme == "sqlite":
         from memlora.store.sqlite import SqliteStore
 
-        return SqliteStore(":memory:" if location == ":memory:" else location, limits, lock_timeout=lock_timeout)
+        return SqliteStore(
+            ":memory:" if location == ":memory:" else location,
+            limits,
+            lock_timeout=lock_timeout,
+            allow_other_tables=allow_other_tables,
+        )
     if scheme == "jsonl":
         from memlora.store.jsonl import JsonlStore
 

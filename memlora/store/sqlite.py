@@ -26,6 +26,7 @@ from memlora.store.graph import (
     AddedObservations,
     Entity,
     EntityNotFoundError,
+    StoreError,
     KnowledgeGraph,
     Limits,
     ObservationAddition,
@@ -55,6 +56,51 @@ CREATE INDEX IF NOT EXISTS relations_by_target ON relations (target);
 -- rowid = entities.id, body = the entity's name, type and observations, lower-cased by Python
 CREATE VIRTUAL TABLE IF NOT EXISTS entity_text USING fts5 (body, tokenize = 'trigram case_sensitive 1');
 """
+
+# Written into the file header (PRAGMA application_id) to mark a database as memlora's: "meml".
+APPLICATION_ID = 0x6D656D6C
+# The objects SCHEMA creates, FTS5's shadow tables included; indexes count by their table.
+MEMLORA_TABLES = frozenset(
+    ["entities", "relations", "entity_text"]
+    + [f"entity_text_{shadow}" for shadow in ("data", "idx", "content", "docsize", "config")]
+)
+MEMLORA_COLUMNS = {
+    "entities": ["id", "name", "entity_type", "observations"],
+    "relations": ["id", "source", "target", "relation_type"],
+}
+
+
+class ForeignDatabaseError(StoreError):
+    """The SQLite file belongs to another program; memlora leaves it as it is."""
+
+    def __init__(self, path: str, objects: list[str]) -> None:
+        shown = ", ".join(objects[:8]) + (f" and {len(objects) - 8} more" if len(objects) > 8 else "")
+        super().__init__(
+            f"{path} is not a memlora database (it holds {shown}); memlora would add its own tables "
+            "and switch it to WAL mode, so it left it unchanged. Use another file, or pass "
+            "--allow-other-tables to share this one"
+        )
+        self.path = path
+        self.objects = objects
+
+
+def _other_programs_objects(db: sqlite3.Connection) -> list[str]:
+    """What marks the database as another program's: its application_id, tables that are not
+    memlora's, or memlora's table names with other columns. Empty for a new or memlora database."""
+    application_id = db.execute("PRAGMA application_id").fetchone()[0]
+    if application_id == APPLICATION_ID:
+        return []
+    found = []
+    if application_id != 0:
+        found.append(f"application_id {application_id:#x}")
+    rows = db.execute("SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite!_%' ESCAPE '!'")
+    found += sorted({f"{kind} {name}" for kind, name, table in rows if table not in MEMLORA_TABLES})
+    for table, columns in MEMLORA_COLUMNS.items():
+        present = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+        if present and present != columns:
+            found.append(f"table {table} with columns {', '.join(present)}")
+    return found
+
 
 # Joins the searchable strings of one entity in the index; the exact match is re-checked in
 # Python, so a hit that spans two strings is only a wasted candidate, never a wrong answer.
@@ -102,7 +148,20 @@ def _entity(row: sqlite3.Row | tuple[str, str, str]) -> Entity:
 class SqliteStore(MemoryStore):
     """A `MemoryStore` in one SQLite file (or in memory for `:memory:`); safe across threads and processes."""
 
-    def __init__(self, path: str | Path, limits: Limits = DEFAULT_LIMITS, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        limits: Limits = DEFAULT_LIMITS,
+        *,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        allow_other_tables: bool = False,
+    ) -> None:
+        """Opens or creates the database at `path`.
+
+        A database that holds another program's tables (or carries another program's
+        application_id) is refused with `ForeignDatabaseError` before anything in it changes,
+        unless `allow_other_tables`: memlora would add its tables and switch the file to WAL.
+        """
         self.path = str(path)
         self.limits = limits
         self.lock_timeout = lock_timeout
@@ -117,7 +176,7 @@ class SqliteStore(MemoryStore):
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._writer = self._connect()
             self._reader = self._writer if in_memory else self._connect()
-            self._prepare(in_memory)
+            self._prepare(in_memory, allow_other_tables)
         except OSError as error:
             self._close_connections()
             raise os_failure(Path(self.path), "create the folder of", error, writing=False) from None
@@ -128,9 +187,13 @@ class SqliteStore(MemoryStore):
             self._close_connections()
             raise
 
-    def _prepare(self, in_memory: bool) -> None:
-        """WAL mode and the schema, waiting up to `lock_timeout` for another process holding the file."""
+    def _prepare(self, in_memory: bool, allow_other_tables: bool) -> None:
+        """Checks that the database is memlora's, then WAL mode and the schema, waiting up to
+        `lock_timeout` for another process holding the file."""
         self._writer.execute(f"PRAGMA busy_timeout = {int(self.lock_timeout * 1000)}")
+        others = _other_programs_objects(self._writer)
+        if others and not allow_other_tables:
+            raise ForeignDatabaseError(self.path, others)
         if not in_memory:
             self._writer.execute("PRAGMA journal_mode = WAL")
             # In WAL mode NORMAL never corrupts the file; a power cut may only lose the last commits.
@@ -141,6 +204,8 @@ class SqliteStore(MemoryStore):
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
+            if not others:  # a database shared on request stays unmarked
+                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
     # -- transactions -------------------------------------------------------------------------
 
