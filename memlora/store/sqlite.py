@@ -109,6 +109,18 @@ _SEPARATOR = "\x1f"
 _MIN_INDEXED_QUERY = 3
 
 
+# FTS5 reads its text and its queries as C strings: a NUL ends an indexed body (hiding the rest
+# from search) and breaks a query ("unterminated string"). Both sides therefore index NUL as
+# the separator; the exact check in Python still sees the real text.
+_NUL = "\x00"
+# The schema version in PRAGMA user_version; 1: bodies are indexed with NUL replaced.
+_USER_VERSION = 1
+
+
+def _index_text(text: str) -> str:
+    return text.lower().replace(_NUL, _SEPARATOR)
+
+
 def _trigram_cover(needle: str) -> str:
     """An FTS query for rows holding trigrams that tile `needle` (non-overlapping, plus the last one).
 
@@ -117,6 +129,7 @@ def _trigram_cover(needle: str) -> str:
     FTS5 reading and merging the position lists of every overlapping trigram, which is what
     made phrase queries slow when they share trigrams with many rows.
     """
+    needle = _index_text(needle)
     starts = list(range(0, len(needle) - 2, 3))
     if starts[-1] != len(needle) - 3:
         starts.append(len(needle) - 3)
@@ -124,7 +137,7 @@ def _trigram_cover(needle: str) -> str:
 
 
 def _search_body(entity: Entity) -> str:
-    return _SEPARATOR.join([entity.name, entity.entity_type, *entity.observations]).lower()
+    return _index_text(_SEPARATOR.join([entity.name, entity.entity_type, *entity.observations]))
 
 
 def _is_busy(error: sqlite3.Error) -> bool:
@@ -204,8 +217,23 @@ class SqliteStore(MemoryStore):
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
-            if not others:  # a database shared on request stays unmarked
+            if others:  # shared on request: its application_id and user_version are not ours to set
+                self._reindex_nul_bodies(db)
+            else:
                 db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                if db.execute("PRAGMA user_version").fetchone()[0] < _USER_VERSION:
+                    self._reindex_nul_bodies(db)
+                    db.execute(f"PRAGMA user_version = {_USER_VERSION}")
+
+    @staticmethod
+    def _reindex_nul_bodies(db: sqlite3.Connection) -> None:
+        """Re-indexes entities whose text holds a NUL, which earlier versions indexed only up to it."""
+        rows = db.execute(
+            "SELECT id, name, entity_type, observations FROM entities "
+            "WHERE instr(name, char(0)) OR instr(entity_type, char(0)) OR instr(observations, '\\u0000')"
+        ).fetchall()
+        for row_id, *fields in rows:
+            db.execute("UPDATE entity_text SET body = ? WHERE rowid = ?", (_search_body(_entity(fields)), row_id))
 
     # -- transactions -------------------------------------------------------------------------
 
