@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import anyio
 from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.server.mcpserver.resources import FunctionResource
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, TextContent
@@ -186,7 +187,15 @@ def build_server(store: MemoryStore, limits: Limits = DEFAULT_LIMITS) -> MCPServ
         tools.append(tool)
 
     async def knowledge_graph() -> str:
-        return pretty_json((await run_store_call(store.read_graph)).to_dict())
+        # A ResourceError's text reaches the client (anything else becomes a bare "Error
+        # reading resource"), so a corrupt file's line number is seen where it is needed.
+        try:
+            graph = await run_store_call(store.read_graph)
+        except StoreError as error:
+            raise ResourceError(str(error)) from None
+        except (OSError, sqlite3.Error) as error:
+            raise ResourceError(str(unexpected_failure(error))) from None
+        return pretty_json(graph.to_dict())
 
     resource = FunctionResource.from_function(
         knowledge_graph,

@@ -41,6 +41,9 @@ def open_store(
     scheme, sep, location = url.partition(":")
     if not sep or not location:
         raise ValueError(f"store URL {url!r} must look like sqlite:PATH, sqlite::memory: or jsonl:PATH")
+    # A shell leaves `~` alone inside `--store jsonl:~/x.jsonl`; read it as the home folder,
+    # not as a folder named `~`.
+    location = os.path.expanduser(location)
     if scheme == "sqlite":
         from memlora.store.sqlite import SqliteStore
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -109,21 +110,43 @@ class JsonlStore(MemoryStore):
     """A `MemoryStore` in a reference-format JSONL file, shareable between processes."""
 
     def __init__(self, path: str | Path, limits: Limits = DEFAULT_LIMITS, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
-        self.path = Path(path)
+        self.path = Path(path)  # as the user named it, for messages
+        # The file itself: a write renames over this, so through a symlink it must be the
+        # target, or the first write would replace the link with a file of its own.
+        self._file = Path(os.path.realpath(self.path))
         self.limits = limits
         self.lock_timeout = lock_timeout
-        self._file_lock = filelock.FileLock(str(self.path) + ".lock")
+        self._file_lock = filelock.FileLock(str(self._file) + ".lock")
         self._thread_lock = threading.Lock()
+        self._remove_orphaned_temp_files()
         # Fail at open time, not on the first tool call, if the file is already unreadable.
         self._load()
 
+    def _remove_orphaned_temp_files(self) -> None:
+        """Deletes temporary copies left by a writer that was killed before its rename.
+
+        Only under the file lock, which every writer holds while its temporary file exists, so a
+        live writer's file is never taken; and only if there are any, so that opening a store
+        creates no lock file. Where the lock cannot be had at once, they wait for the next open.
+        """
+        orphans = re.compile(re.escape(self._file.name) + r"\.[a-z0-9_]{8}\.tmp")
+        try:
+            if not any(orphans.fullmatch(name) for name in os.listdir(self._file.parent)):
+                return
+            with self._file_lock.acquire(blocking=False):
+                for name in os.listdir(self._file.parent):
+                    if orphans.fullmatch(name):
+                        (self._file.parent / name).unlink(missing_ok=True)
+        except OSError:  # a missing or read-only folder, or the lock is held (filelock.Timeout)
+            return
+
     def _load(self) -> GraphState:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            text = self._file.read_text(encoding="utf-8")
         except FileNotFoundError:
             return GraphState()
         except UnicodeDecodeError as error:
-            line = text_line_of_offset(self.path.read_bytes(), error.start)
+            line = text_line_of_offset(self._file.read_bytes(), error.start)
             raise CorruptStoreError(str(self.path), line, "not valid UTF-8") from None
         except OSError as error:
             raise os_failure(self.path, "read", error, writing=False) from None
@@ -135,17 +158,17 @@ class JsonlStore(MemoryStore):
         data = format_graph(state.graph()).encode("utf-8")
         temp = None
         try:
-            if self.path.exists() and not os.access(self.path, os.W_OK):
+            if self._file.exists() and not os.access(self._file, os.W_OK):
                 # The rename below would replace a file we may not write; honour its mode.
                 raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
-            fd, temp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
+            fd, temp = tempfile.mkstemp(prefix=self._file.name + ".", suffix=".tmp", dir=self._file.parent)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-            if self.path.exists():
-                os.chmod(temp, self.path.stat().st_mode & 0o777)
-            os.replace(temp, self.path)
+            if self._file.exists():
+                os.chmod(temp, self._file.stat().st_mode & 0o777)
+            os.replace(temp, self._file)
         except BaseException as error:
             if temp is not None:
                 Path(temp).unlink(missing_ok=True)
@@ -156,7 +179,7 @@ class JsonlStore(MemoryStore):
     def _make_folder(self) -> None:
         """The folder is made on the first write, so that opening and reading change nothing."""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise os_failure(self.path, "create the folder of", error, writing=True) from None
 
