@@ -194,13 +194,24 @@ def _loads(token: str) -> object:
 # -- the transport ------------------------------------------------------------------------------
 
 
+class _UnownedText(TextIOWrapper):
+    """Text over stdin's buffer that never closes it: the buffer is the process's, not ours."""
+
+    def close(self) -> None:
+        try:
+            self.detach()
+        except ValueError:  # already detached
+            pass
+
+
 class _CheckedLines:
     """stdin as the SDK's reader consumes it, minus the lines it would drop; those are answered here."""
 
     def __init__(self) -> None:
         self._replies: Any = None
         self._ready = anyio.Event()
-        wire = TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="\n")
+        # Lines end at \n only: a CR inside a message is JSON whitespace, not a line end.
+        wire = _UnownedText(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="\n")
         self._wire = anyio.wrap_file(wire)
 
     def answer_on(self, replies: Any) -> None:
