@@ -8,9 +8,7 @@ test skips, saying why, where the machine refuses to set that up.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
