@@ -208,7 +208,7 @@ def test_a_reused_scratch_store_gives_what_fresh_stores_give() -> None:
     from memlora.data.generator import EpisodeBuilder
 
     store = scratch_store()
-    tables = {row[0] for row in store._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    tables = {row[0] for row in store._writer.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     shadow = {t for t in tables for v in ScratchStore.TABLES if t.startswith(v + "_")}
     assert tables - shadow == set(ScratchStore.TABLES)  # reset() empties every table of the schema
     for index in range(40):
