@@ -27,8 +27,6 @@ import datetime as dt
 import hashlib
 import json
 import math
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -147,19 +145,11 @@ def progress(state: dict[str, Any]) -> tuple[int, int, float]:
     return int(state.get("global_step", 0)), tokens, seconds
 
 
-def machine() -> dict[str, Any]:
-    model, flags = platform.processor(), set[str]()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return {"cpu": model, "cpus": os.cpu_count(),
-            "bf16_instructions": sorted(flags & {"avx512_bf16", "amx_bf16", "avx_ne_convert"}),
-            "avx512f": "avx512f" in flags, "avx2": "avx2" in flags}
+def machine() -> str:
+    """The CPU of this sitting, as memlora's benchmarks describe it (model, CPUs, avx2/avx512f, bf16)."""
+    out = subprocess.run([sys.executable, "-c", "from memlora.models.loading import cpu_description as d; print(d())"],
+                         cwd=REPO, check=True, capture_output=True, text=True)
+    return out.stdout.strip()
 
 
 def start(args: argparse.Namespace) -> None:
@@ -238,7 +228,7 @@ def status(args: argparse.Namespace) -> None:
     print(f"{run}: step {step} of {steps} ({100 * step / steps:.1f}%), {record['train_rows']} train rows, "
           f"{tokens} tokens in {seconds / 3600:.2f} h over {len(record['sittings'])} sitting(s)")
     for sitting in record["sittings"]:
-        print(f"  {sitting['date']}  {sitting['machine']['cpu']}  {sitting['dtype']}  steps {sitting['steps']}  "
+        print(f"  {sitting['date']}  {sitting['machine']}  {sitting['dtype']}  steps {sitting['steps']}  "
               f"{sitting['tokens_per_second']} tok/s")
 
 

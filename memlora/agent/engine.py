@@ -125,8 +125,17 @@ class ConversationCache:
         self._next_key = 0
 
     def put(self, adapter: str, saved: SavedKV) -> None:
+        """Keeps `saved`, dropping the entries it extends: a conversation's earlier steps are
+        prefixes of its latest one, which serves every prompt they could serve, so keeping them
+        only crowded out other conversations (and past about 25 concurrent ones on a CPU, every
+        step ran its whole prompt again)."""
         if len(saved.tokens) > self.budget_tokens:
             return
+        for key, (entry_adapter, entry) in list(self.entries.items()):
+            if entry_adapter == adapter and len(entry.tokens) <= len(saved.tokens) \
+                    and saved.tokens[: len(entry.tokens)] == entry.tokens:
+                del self.entries[key]
+                self.tokens -= len(entry.tokens)
         self.entries[self._next_key] = (adapter, saved)
         self._next_key += 1
         self.tokens += len(saved.tokens)
