@@ -130,3 +130,19 @@ def test_reusing_a_saved_kv_leaves_it_for_its_own_conversation(setup) -> None:
     again = engine.generate_many([follow_up], SamplingParams(max_new_tokens=6))[0]
     assert again.cached_prompt_tokens > first.prompt_tokens  # the first conversation's own KV was still there
     assert again.token_ids == reference(loaded, engine, follow_up, 6)
+
+
+def test_a_stopped_row_names_its_stop_token_and_caches_can_be_dropped(setup) -> None:
+    """Training reads which token ended a step, and drops every cache when the weights change."""
+    loaded, prompts, prefix = setup
+    engine = GenerationEngine(loaded, prefix=prefix)
+    first = engine.generate_many(prompts[:1], SamplingParams(max_new_tokens=4))[0]
+    assert first.finish_reason == "length" and first.stop_token is None
+    engine.stop_ids = engine.stop_ids | {first.token_ids[1]}  # its second token now ends the turn
+    stopped = engine.generate_many(prompts[:1], SamplingParams(max_new_tokens=4))[0]
+    assert stopped.finish_reason == "stop" and stopped.stop_token == first.token_ids[1]
+    assert stopped.token_ids == first.token_ids[:1]
+    assert engine._prefix_caches and engine.conversations.entries
+    engine.forget_caches()
+    assert not engine._prefix_caches and not engine.conversations.entries
+    assert engine.generate_many(prompts[:1], SamplingParams(max_new_tokens=4))[0].token_ids == first.token_ids[:1]
