@@ -31,3 +31,13 @@ def url(backend: str, tmp_path: Path) -> str:
 def store(url: str) -> Iterator[MemoryStore]:
     with open_store(url) as opened:
         yield opened
+
+
+@pytest.fixture(scope="session")
+def generated_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small `memlora datagen --episodes 6 --seed 3` folder, made once per test session."""
+    from memlora.data.commands import run_datagen
+
+    folder = tmp_path_factory.mktemp("datagen-6-3")
+    run_datagen(6, 3, folder, workers=1, progress=False)
+    return folder
