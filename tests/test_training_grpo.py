@@ -104,6 +104,9 @@ class ScriptedEngine:
     def forget_caches(self) -> None:
         pass
 
+    def generate_many(self, *args: Any, **kwargs: Any) -> list[Completion]:
+        return []  # the runner's shared prefill: nothing to cache here
+
     async def generate(self, prompt: list[int], params: Any = None, adapter: str | None = None) -> Completion:
         text = self.outputs[0 if prompt == self.first_prompt else -1]  # the calls first, then the reply
         ids = self.encode(text)
@@ -152,12 +155,37 @@ def test_a_rollout_is_the_agents_turn_on_a_real_store_token_for_token(sample_tas
     assert runner.totals["rollouts"] == 2 and runner.totals["cut_sequences"] == 0
 
 
+def test_the_rollouts_of_a_turn_share_one_prefill_of_its_prompt(sample_tasks: dict[str, TurnTask]) -> None:
+    from memlora.agent.engine import SamplingParams
+
+    from peft import LoraConfig, get_peft_model
+
+    task = next(t for t in sample_tasks.values() if len(t.history) > 3)
+    tiny = tiny_model("qwen", seed=3)
+    model = get_peft_model(tiny.model, LoraConfig(r=4, target_modules=["q_proj"], init_lora_weights=False))
+    loaded = LoadedModel(model, tiny.tokenizer, "tiny", "qwen", torch.device("cpu"), ["default"])
+    settings = GrpoSettings(init=Path("."), data=Path("."), out=Path("."), group_size=2)
+    runner = RolloutRunner({task.key: task}, loaded, settings, [])
+    tools = model_tools()
+    prompt = runner.engine.encode(render_prompt(tiny.tokenizer, task.history + [{"role": "user", "content": task.user}],
+                                                tools))
+    cold = runner.engine.generate_many([prompt], SamplingParams(max_new_tokens=2), "default")[0]
+    runner.engine.forget_caches()
+    runner._prefill_once([task.key, task.key])
+    warm = runner.engine.generate_many([prompt, prompt], SamplingParams(max_new_tokens=2), "default")
+    assert cold.cached_prompt_tokens == len(runner.engine.prefix_ids) < len(prompt) - 1
+    assert [w.cached_prompt_tokens for w in warm] == [len(prompt) - 1] * 2  # only the last token runs again
+    assert all(w.token_ids == cold.token_ids for w in warm)
+
+
 # ----------------------------------------------------------------------------- log-probabilities
 
 
-def test_log_probabilities_under_the_prefix_cache_equal_the_plain_ones(tmp_path: Path) -> None:
+@pytest.mark.parametrize("turn_prompt_cache", [False, True], ids=["prefix-cache", "turn-prompt-cache"])
+def test_log_probabilities_under_the_caches_equal_the_plain_ones(tmp_path: Path, turn_prompt_cache: bool) -> None:
     """Rows of different lengths, left-padded after the cached prefix and right-padded after the
-    completion, with the adapter away from the identity, before and after an optimizer step."""
+    completion, two of them sharing a prompt (a group), with the adapter away from the identity,
+    before and after an optimizer step; and gradients reach the adapter."""
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
     from trl import GRPOConfig
@@ -172,11 +200,12 @@ def test_log_probabilities_under_the_prefix_cache_equal_the_plain_ones(tmp_path:
                         per_device_train_batch_size=2, report_to="none", gradient_checkpointing=False, max_steps=1,
                         temperature=0.7),
         train_dataset=Dataset.from_list([{"prompt": "a"}]), processing_class=tiny.tokenizer, runner=stub,
-        prefix_ids=list(range(40, 70)), prefix_mode="adapted",
+        prefix_ids=list(range(40, 70)), prefix_mode="adapted", turn_prompt_cache=turn_prompt_cache,
     )
     trainer.model.eval()
     prefix = trainer.prefix_ids
-    prompts, completions = [[5, 6, 7, 8, 9], [11, 12]], [[20, 21, 22], [23, 24, 25, 26]]
+    prompts = [[5, 6, 7, 8, 9], [11, 12], [5, 6, 7, 8, 9]]  # rows 0 and 2: one turn's group
+    completions = [[20, 21, 22], [23, 24, 25, 26], [27, 28]]
     width, length = max(map(len, prompts)), max(map(len, completions))
     pad = tiny.tokenizer.pad_token_id
     ids = torch.tensor([[pad] * (width - len(p)) + p + c + [pad] * (length - len(c)) for p, c in zip(prompts, completions)])
@@ -189,20 +218,25 @@ def test_log_probabilities_under_the_prefix_cache_equal_the_plain_ones(tmp_path:
         n = len(completions[row])
         return torch.log_softmax(logits[-n - 1:-1], -1).gather(-1, full[0, -n:, None])[:, 0]
 
-    with torch.no_grad():
-        for step in (0, 1):
-            if step:
-                torch.manual_seed(5)
+    for step in (0, 1):
+        if step:
+            torch.manual_seed(5)
+            with torch.no_grad():
                 for name, parameter in trainer.model.named_parameters():
                     if "lora_B" in name:
                         parameter.normal_(0, 0.5)
-                trainer.state.global_step = 1  # the cache is refreshed for the new weights
-            logps, entropies, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, length,
-                                                                             batch_size=2, compute_entropy=True)
-            for row in range(2):
-                n = len(completions[row])
-                torch.testing.assert_close(logps[row, :n], plain(row), atol=1e-4, rtol=1e-4)
-            assert entropies.shape == logps.shape and bool((entropies[:, :3] > 0).all())
+            trainer.state.global_step = 1  # the caches are computed again for the new weights
+        for batch_size in (3, 2):
+            logps, entropies, _ = trainer._get_per_token_logps_and_entropies(
+                trainer.model, ids, mask, length, batch_size=batch_size, compute_entropy=True)
+            with torch.no_grad():
+                for row in range(3):
+                    n = len(completions[row])
+                    torch.testing.assert_close(logps[row, :n], plain(row), atol=1e-4, rtol=1e-4)
+            assert entropies.shape == logps.shape and bool((entropies[:, :2] > 0).all())
+    (logps * mask[:, -length:]).sum().backward()
+    grads = [p.grad for n, p in trainer.model.named_parameters() if "lora_" in n]
+    assert grads and all(g is not None for g in grads) and any(bool(g.abs().sum() > 0) for g in grads)
 
 
 # ----------------------------------------------------------------------------- end to end

@@ -116,6 +116,9 @@ def sft(
               help="The shared system prompt + tool block as a KV cache: as the --init adapter was trained (auto), "
                    "computed with the adapter every step (adapted), once by the base model (base), or run in every "
                    "rollout (off).")
+@click.option("--turn-prompt-cache/--no-turn-prompt-cache", default=True, show_default=True,
+              help="Run each turn's prompt once per group without gradients (like the shared prefix); off: every "
+                   "rollout runs it with gradients.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: GPU if there is one).")
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp32"]), default=None,

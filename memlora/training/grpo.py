@@ -87,6 +87,11 @@ class GrpoSettings:
     # "adapted": computed with the adapter every step; "base": computed once by the base model;
     # "off": every rollout runs it (exact, about twice the cost on a CPU)
     prefix_cache: str = "auto"
+    # run each turn's own prompt (the session so far) once per group, without gradients, like the
+    # shared prefix: only the model's outputs run with gradients, about group_size times less
+    # work per rollout on a CPU; False: each rollout runs its prompt with gradients (exact). No
+    # effect with prefix_cache "off", which runs everything exactly
+    turn_prompt_cache: bool = True
     threads: int | None = None  # torch CPU threads
     device: str | None = None  # cpu, cuda, cuda:1 ... (default: the GPU when there is one)
     dtype: str | None = None  # auto, bf16, fp32; None: $MEMLORA_DTYPE, else auto
@@ -210,7 +215,8 @@ class RolloutRunner:
         self.prefix_ids = list(prefix_ids)  # cut from every prompt: the trainer holds it as a cache
         self.end_of_turn = loaded.tokenizer.convert_tokens_to_ids(END_OF_TURN[loaded.family])
         # totals since the run began (restored from the log history on --resume)
-        self.totals = {"rollouts": 0, "generated_tokens": 0, "rollout_seconds": 0.0, "train_tokens": 0,
+        # sequence tokens: each rollout's prompt (after the shared prefix) and completion, what the loss reads
+        self.totals = {"rollouts": 0, "generated_tokens": 0, "rollout_seconds": 0.0, "sequence_tokens": 0,
                        "cut_sequences": 0}
 
     def __call__(self, prompts: list[str], trainer: Any) -> dict[str, Any]:
@@ -228,6 +234,7 @@ class RolloutRunner:
         ]
         started = time.perf_counter()
         try:
+            self._prefill_once(prompts)
             played = asyncio.run(self._play_all(prompts, params))
         finally:
             model.train(training)
@@ -247,7 +254,7 @@ class RolloutRunner:
             out["rollout"].append(rollout)
             generated += sum(mask)
             cut += not whole
-            self.totals["train_tokens"] += len(prompt) + len(completion)
+            self.totals["sequence_tokens"] += len(prompt) + len(completion)
         self.totals["rollouts"] += len(played)
         self.totals["generated_tokens"] += generated
         self.totals["rollout_seconds"] += seconds
@@ -256,6 +263,22 @@ class RolloutRunner:
         metrics["rollouts_per_second"].append(len(played) / seconds)
         metrics["generated_tokens_per_second"].append(generated / seconds)
         return out
+
+    def _prefill_once(self, keys: list[str]) -> None:
+        """Runs each distinct turn's opening prompt once, so that its group shares the prefill.
+
+        The rollouts of a turn start from the same prompt (about 600-1,000 tokens after the
+        shared prefix). Decoded together they would each run it; run once here, its keys and
+        values stay in the engine's conversation cache and every rollout starts from them.
+        """
+        from memlora.agent.engine import SamplingParams
+        from memlora.agent.protocol import render_prompt
+
+        distinct = list(dict.fromkeys(keys))
+        prompts = [render_prompt(self.loaded.tokenizer, self.tasks[key].history
+                                 + [{"role": "user", "content": self.tasks[key].user}], self.tools)
+                   for key in distinct]
+        self.engine.generate_many(prompts, SamplingParams(max_new_tokens=1, ignore_stop=True), ADAPTER)
 
     async def _play_all(self, keys: list[str], params: list[Any]) -> list[tuple[Any, list[tuple[list[int], Any]]]]:
         return list(await asyncio.gather(*(self._play(key, p) for key, p in zip(keys, params))))
@@ -302,25 +325,28 @@ def grpo_trainer(**kwargs: Any) -> Any:
     from trl import GRPOTrainer
 
     class MemoryGRPOTrainer(GRPOTrainer):
-        """GRPOTrainer whose rollouts continue one shared prefix held as a KV cache.
+        """GRPOTrainer whose rollouts continue prompts held as KV caches.
 
-        As in `memlora train sft` (docs/training.md), the prefix's keys and values are computed
-        without gradients, with the adapter as it stands at this optimizer step ("adapted") or
-        once by the base model ("base", for adapters trained that way), and every rollout's
-        log-probabilities attend to them. Log-probabilities come from the model's own logits,
-        so an adapter's trained rows for the tool-call tags count (TRL's fused head reads the
-        base output weights only). Positions count real tokens only, so left padding between
-        the prefix and a prompt changes nothing.
+        As in `memlora train sft` (docs/training.md), the shared prefix's keys and values are
+        computed without gradients, with the adapter as it stands at this optimizer step
+        ("adapted") or once by the base model ("base", for adapters trained that way), and every
+        rollout's log-probabilities attend to them. With `turn_prompt_cache`, the same is done
+        for each turn's own prompt (the session so far, minus its last token), once for all the
+        rollouts of the group: only the model's outputs then run with gradients. Log-probabilities
+        come from the model's own logits, so an adapter's trained rows for the tool-call tags
+        count (TRL's fused head reads the base output weights only). Positions count real
+        tokens only, so left padding between the prefix and a prompt changes nothing.
         """
 
         def __init__(self, *args: Any, prefix_ids: list[int], prefix_mode: str, runner: RolloutRunner,
-                     **kw: Any) -> None:
+                     turn_prompt_cache: bool = False, **kw: Any) -> None:
             super().__init__(*args, rollout_func=runner, **kw)
             self.prefix_ids = list(prefix_ids)
             self.prefix_mode = prefix_mode
+            self.turn_prompt_cache = turn_prompt_cache and bool(self.prefix_ids)
             self.runner = runner
-            self._prefix_cache: Any = None
-            self._prefix_key: Any = None
+            self._caches: dict[Any, Any] = {}  # (step, adapter state, prompt) -> KV, this step's only
+            self._cache_step = -1
             self.seconds_before = 0.0
             self._restored = False
             self._run_started = time.perf_counter()
@@ -372,55 +398,97 @@ def grpo_trainer(**kwargs: Any) -> Any:
             disabled = bool(layer is not None and layer.disable_adapters)
             return tuple(getattr(peft_model, "active_adapters", ())), disabled
 
-        def _prefix_kv(self, model: Any) -> Any:
-            """The prefix's keys and values under the weights in use now (this step, this adapter)."""
+        def _kv(self, model: Any, prompt: tuple[int, ...] = ()) -> Any:
+            """Keys and values of the shared prefix, followed by `prompt`, under the weights in use
+            now (this optimizer step, this adapter); computed once, without gradients."""
             peft_model = self.accelerator.unwrap_model(model)
-            key = "base" if self.prefix_mode == "base" else (self.state.global_step, self._adapter_state(peft_model))
-            if self._prefix_cache is None or key != self._prefix_key:
-                ids = torch.tensor([self.prefix_ids], device=peft_model.device)
+            if self._cache_step != self.state.global_step:
+                self._caches = {k: v for k, v in self._caches.items() if k[0] == "base"}  # the rest is stale
+                self._cache_step = self.state.global_step
+            weights = ("base",) if self.prefix_mode == "base" and not prompt else \
+                (self.state.global_step, self._adapter_state(peft_model))
+            key = (*weights, prompt)
+            if key not in self._caches:
                 training = peft_model.training
-                peft_model.eval()
+                peft_model.eval()  # no dropout: the cache stands for the adapter itself
                 try:
                     with torch.no_grad(), contextlib.ExitStack() as stack:
-                        if self.prefix_mode == "base":
-                            stack.enter_context(peft_model.disable_adapter())
-                        self._prefix_cache = peft_model(input_ids=ids, use_cache=True).past_key_values
+                        if not prompt:
+                            if self.prefix_mode == "base":
+                                stack.enter_context(peft_model.disable_adapter())
+                            ids = torch.tensor([self.prefix_ids], device=peft_model.device)
+                            self._caches[key] = peft_model(input_ids=ids, use_cache=True).past_key_values
+                        else:
+                            cache = copy.deepcopy(self._kv(model))
+                            start = len(self.prefix_ids)
+                            positions = torch.arange(start, start + len(prompt), device=peft_model.device)[None]
+                            peft_model(input_ids=torch.tensor([prompt], device=peft_model.device),
+                                       position_ids=positions, past_key_values=cache, use_cache=True)
+                            self._caches[key] = cache
                 finally:
                     peft_model.train(training)
-                self._prefix_key = key
-            return self._prefix_cache
+            return self._caches[key]
+
+        def _logps(self, model: Any, ids: Any, mask: Any, keep: int, cache: Any, compute_entropy: bool) -> tuple[Any, Any]:
+            """Log-probabilities of the last `keep` tokens of `ids` (and entropies), after `cache`."""
+            rows = ids.size(0)
+            extra: dict[str, Any] = {}
+            if cache is not None:
+                cache = copy.deepcopy(cache)  # the forward appends to it
+                if rows > 1:
+                    cache.batch_repeat_interleave(rows)
+                mask = torch.cat([mask.new_ones(rows, cache.get_seq_length()), mask], dim=1)
+                extra["past_key_values"] = cache
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -ids.size(1):]
+            with self.accelerator.autocast():
+                out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False,
+                            logits_to_keep=keep + 1, **extra)
+            logits = out.logits[:, :-1].float() / self.temperature  # position t predicts token t + 1
+            norm = logits.logsumexp(-1)
+            logps = logits.gather(-1, ids[:, -keep:].unsqueeze(-1)).squeeze(-1) - norm
+            if not compute_entropy:
+                return logps, None
+            bonus = getattr(self, "_entropy_bonus_enabled", False)
+            with torch.set_grad_enabled(torch.is_grad_enabled() and bonus):
+                probs = (logits - norm.unsqueeze(-1)).exp()
+                return logps, norm - (probs * logits).sum(-1)
 
         def _get_per_token_logps_and_entropies(self, model: Any, input_ids: Any, attention_mask: Any,
                                                logits_to_keep: int, batch_size: int | None = None,
                                                compute_entropy: bool = False, compute_aux_loss: bool = False,
                                                **_: Any) -> tuple[Any, Any, Any]:
-            """Log-probabilities (and entropies) of the completion tokens, rows in chunks of `batch_size`."""
+            """Log-probabilities (and entropies) of the completion tokens, rows in chunks of `batch_size`.
+
+            With the turn-prompt cache, rows of a chunk that share a prompt run together: the
+            prompt's last token and the completion, on top of the cached rest.
+            """
             batch_size = batch_size or input_ids.size(0)
-            logps, entropies = [], []
+            entropies = None
+            pieces: list[tuple[Any, Any]] = []
             for start in range(0, input_ids.size(0), batch_size):
                 ids, mask = input_ids[start:start + batch_size], attention_mask[start:start + batch_size]
-                rows = ids.size(0)
-                extra: dict[str, Any] = {}
-                if self.prefix_ids:
-                    cache = copy.deepcopy(self._prefix_kv(model))  # the forward appends to it
-                    if rows > 1:
-                        cache.batch_repeat_interleave(rows)
-                    mask = torch.cat([mask.new_ones(rows, len(self.prefix_ids)), mask], dim=1)
-                    extra["past_key_values"] = cache
-                positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -ids.size(1):]
-                with self.accelerator.autocast():
-                    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False,
-                                logits_to_keep=logits_to_keep + 1, **extra)
-                logits = out.logits[:, :-1].float() / self.temperature  # position t predicts token t + 1
-                norm = logits.logsumexp(-1)
-                chosen = ids[:, -logits_to_keep:].unsqueeze(-1)
-                logps.append(logits.gather(-1, chosen).squeeze(-1) - norm)
-                if compute_entropy:
-                    bonus = getattr(self, "_entropy_bonus_enabled", False)
-                    with torch.set_grad_enabled(torch.is_grad_enabled() and bonus):
-                        probs = (logits - norm.unsqueeze(-1)).exp()
-                        entropies.append(norm - (probs * logits).sum(-1))
-            return torch.cat(logps), (torch.cat(entropies) if compute_entropy else None), None
+                if not self.turn_prompt_cache:
+                    cache = self._kv(model) if self.prefix_ids else None
+                    pieces.append((range(start, start + ids.size(0)),
+                                   self._logps(model, ids, mask, logits_to_keep, cache, compute_entropy)))
+                    continue
+                groups: dict[tuple[int, ...], list[int]] = {}
+                for row in range(ids.size(0)):
+                    prompt_part = ids[row, :-logits_to_keep][mask[row, :-logits_to_keep].bool()]
+                    groups.setdefault(tuple(prompt_part.tolist()), []).append(row)
+                for prompt, rows in groups.items():
+                    tail = torch.cat([ids.new_tensor([[prompt[-1]]] * len(rows)), ids[rows, -logits_to_keep:]], 1)
+                    tail_mask = torch.cat([mask.new_ones(len(rows), 1), mask[rows, -logits_to_keep:]], 1)
+                    pieces.append(([start + r for r in rows],
+                                   self._logps(model, tail, tail_mask, logits_to_keep, self._kv(model, prompt[:-1]),
+                                               compute_entropy)))
+            rows_logps = torch.cat([piece[1][0] for piece in pieces])
+            order = torch.tensor([row for piece in pieces for row in piece[0]], device=input_ids.device)
+            logps = rows_logps.new_zeros(rows_logps.shape).index_copy(0, order, rows_logps)
+            if compute_entropy:
+                rows_entropy = torch.cat([piece[1][1] for piece in pieces])
+                entropies = rows_entropy.new_zeros(rows_entropy.shape).index_copy(0, order, rows_entropy)
+            return logps, entropies, None
 
     return MemoryGRPOTrainer(**kwargs)
 
@@ -520,6 +588,7 @@ def train_grpo(settings: GrpoSettings) -> Path:
         train_dataset=Dataset.from_list([{"prompt": ref.key} for ref in chosen]),
         processing_class=tokenizer, callbacks=callbacks, runner=runner,
         prefix_ids=prefix_ids if prefix_mode != "off" else [], prefix_mode=prefix_mode,
+        turn_prompt_cache=settings.turn_prompt_cache,
     )
     if resume_from is not None and checkpoint_step(resume_from) >= settings.max_steps:
         finish_from_checkpoint(trainer, resume_from)  # nothing left to train
@@ -610,8 +679,9 @@ def write_card(out: Path, *, settings: GrpoSettings, episodes_path: Path, second
             "generated_tokens_per_second": round(totals["generated_tokens"] / rollout_seconds, 2)
             if rollout_seconds else None,
             "rollout_seconds": round(rollout_seconds, 1),
-            "train_tokens": totals["train_tokens"],
-            "train_tokens_per_second": round(totals["train_tokens"] / (seconds - rollout_seconds), 2)
+            "loss_seconds": round(seconds - rollout_seconds, 1),  # everything else: rewards, loss, optimizer
+            "sequence_tokens": totals["sequence_tokens"],
+            "sequence_tokens_per_loss_second": round(totals["sequence_tokens"] / (seconds - rollout_seconds), 2)
             if seconds > rollout_seconds else None,
             "sequences_cut_at_a_rerendered_step": totals["cut_sequences"],
             "reward_first_step": rewards[0] if rewards else None,
@@ -631,8 +701,9 @@ def write_card(out: Path, *, settings: GrpoSettings, episodes_path: Path, second
         f" {len(chosen)} turns drawn of {len(refs)}",
         f"- training: {steps} optimizer steps, {t['wall_seconds']} s, {t['rollouts']} rollouts"
         f" ({t['rollouts_per_second']} rollouts/s), {t['generated_tokens']} generated tokens"
-        f" ({t['generated_tokens_per_second']} tokens/s while rolling out), {t['train_tokens']} tokens through the"
-        f" loss ({t['train_tokens_per_second']} tokens/s), reward {t['reward_first_step']} at the first step,"
+        f" ({t['generated_tokens_per_second']} tokens/s while rolling out, {t['rollout_seconds']} s),"
+        f" {t['sequence_tokens']} sequence tokens read by the loss in {t['loss_seconds']} s,"
+        f" reward {t['reward_first_step']} at the first step,"
         f" {t['reward_last_step']} at the last",
         "",
         "## Hyperparameters",
