@@ -60,6 +60,7 @@ def test_without_weights_every_kind_is_drawn_about_as_often() -> None:
     counts = Counter(ref.kind for ref in sample_turns(refs, 1000, seed=1))
     assert 400 < counts["correct"] < 600  # 1 turn in 91, drawn half of the time
     assert sample_turns(refs, 50, seed=1) == sample_turns(refs, 50, seed=1)
+    assert sample_turns(refs, 80, seed=1)[:50] == sample_turns(refs, 50, seed=1)  # a longer run starts alike
 
 
 def test_weights_draw_the_heavier_kind_more_often_and_unknown_kinds_get_the_mean() -> None:

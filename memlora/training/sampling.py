@@ -34,7 +34,10 @@ class ReportError(ValueError):
 
 def sample_turns(refs: Sequence[TurnRef], count: int, weights: Mapping[str, float] | None = None,
                  seed: int = 0) -> list[TurnRef]:
-    """`count` turns drawn with replacement: a kind by weight, then a turn of it uniformly."""
+    """`count` turns drawn with replacement: a kind by weight, then a turn of it uniformly.
+
+    Each draw depends only on the draws before it, so a longer run (`--resume` with a larger
+    `--max-steps`) begins with the same turns as the shorter one it continues."""
     by_kind: dict[str, list[TurnRef]] = defaultdict(list)
     for ref in refs:
         by_kind[ref.kind].append(ref)
@@ -43,7 +46,7 @@ def sample_turns(refs: Sequence[TurnRef], count: int, weights: Mapping[str, floa
     kinds = sorted(by_kind)
     chances = [kind_weight(weights, kind) for kind in kinds]
     rng = random.Random(seed)
-    return [rng.choice(by_kind[kind]) for kind in rng.choices(kinds, chances, k=count)]
+    return [rng.choice(by_kind[rng.choices(kinds, chances)[0]]) for _ in range(count)]
 
 
 def kind_weight(weights: Mapping[str, float] | None, kind: str) -> float:
