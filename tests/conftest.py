@@ -54,3 +54,13 @@ def tiny_fs(tmp_path: Path) -> Iterator[Path]:
         yield folder
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.fixture(scope="session")
+def generated_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small `memlora datagen --episodes 6 --seed 3` folder, made once per test session."""
+    from memlora.data.commands import run_datagen
+
+    folder = tmp_path_factory.mktemp("datagen-6-3")
+    run_datagen(6, 3, folder, workers=1, progress=False)
+    return folder

@@ -150,3 +150,19 @@ def test_conversation_cache_keeps_only_the_latest_step_of_a_conversation() -> No
     assert cache.tokens == 5 + 6 + 3
     entry, length = cache.longest_match("a", [1, 2, 3, 4, 5, 7, 8])
     assert entry is not None and entry.tokens == [1, 2, 3, 4, 5] and length == 5
+
+
+def test_a_stopped_row_names_its_stop_token_and_caches_can_be_dropped(setup) -> None:
+    """Training reads which token ended a step, and drops every cache when the weights change."""
+    loaded, prompts, prefix = setup
+    engine = GenerationEngine(loaded, prefix=prefix)
+    first = engine.generate_many(prompts[:1], SamplingParams(max_new_tokens=4))[0]
+    assert first.finish_reason == "length" and first.stop_token is None
+    engine.stop_ids = engine.stop_ids | {first.token_ids[1]}  # its second token now ends the turn
+    stopped = engine.generate_many(prompts[:1], SamplingParams(max_new_tokens=4))[0]
+    assert stopped.finish_reason == "stop" and stopped.stop_token == first.token_ids[1]
+    assert stopped.token_ids == first.token_ids[:1]
+    assert engine._prefix_caches and engine.conversations.entries
+    engine.forget_caches()
+    assert not engine._prefix_caches and not engine.conversations.entries
+    assert engine.generate_many(prompts[:1], SamplingParams(max_new_tokens=4))[0].token_ids == first.token_ids[:1]

@@ -47,6 +47,7 @@ class Completion:
     seconds: float
     batch_size: int
     prefill_seconds: float = 0.0
+    stop_token: int | None = None  # the token that ended the turn (not in token_ids); None at the length limit
 
 
 @dataclass
@@ -56,6 +57,7 @@ class _Row:
     generator: torch.Generator | None = None
     output: list[int] = field(default_factory=list)
     finish_reason: str = "length"
+    stop_token: int | None = None
 
 
 @dataclass
@@ -221,6 +223,11 @@ class GenerationEngine:
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
+    def forget_caches(self) -> None:
+        """Drops every kept key and value: after the weights change (a training step) they are stale."""
+        self._prefix_caches.clear()
+        self.conversations.clear()
+
     # --- asyncio front end: collect concurrent requests into batches ----------------------
 
     async def generate(self, prompt: str | list[int], params: SamplingParams | None = None,
@@ -354,7 +361,7 @@ class GenerationEngine:
                 token = chosen[slot]
                 row = rows[index]
                 if token in self.stop_ids and not row.params.ignore_stop:
-                    row.finish_reason = "stop"
+                    row.finish_reason, row.stop_token = "stop", token
                     continue
                 row.output.append(token)
                 if len(row.output) >= row.params.max_new_tokens:
@@ -389,6 +396,7 @@ class GenerationEngine:
                 seconds=seconds,
                 batch_size=batch,
                 prefill_seconds=prefill_seconds,
+                stop_token=row.stop_token,
             )
             for row, reused_tokens in zip(rows, from_cache)
         ]
@@ -422,7 +430,7 @@ class GenerationEngine:
         budget = row.params.max_new_tokens
         while True:  # invariant: `token` is chosen but not yet fed to the model
             if token in self.stop_ids and not row.params.ignore_stop:
-                row.finish_reason = "stop"
+                row.finish_reason, row.stop_token = "stop", token
                 break
             row.output.append(token)
             context.append(token)
