@@ -130,3 +130,39 @@ def test_reusing_a_saved_kv_leaves_it_for_its_own_conversation(setup) -> None:
     again = engine.generate_many([follow_up], SamplingParams(max_new_tokens=6))[0]
     assert again.cached_prompt_tokens > first.prompt_tokens  # the first conversation's own KV was still there
     assert again.token_ids == reference(loaded, engine, follow_up, 6)
+
+
+def test_conversation_cache_keeps_only_the_latest_step_of_a_conversation() -> None:
+    """A step's saved KV extends the previous step's, so the older entry goes; entries that only
+    share a prefix (another conversation, the same session opening) stay."""
+    from memlora.agent.engine import ConversationCache, SavedKV
+
+    def saved(tokens: list[int]) -> SavedKV:
+        return SavedKV(tokens, [(torch.zeros(1, 1, len(tokens), 1), torch.zeros(1, 1, len(tokens), 1))])
+
+    cache = ConversationCache(budget_tokens=100)
+    cache.put("a", saved([1, 2, 3]))
+    cache.put("a", saved([1, 2, 3, 4, 5]))  # the same conversation, one step on
+    cache.put("b", saved([1, 2, 3, 4, 5, 6]))  # another adapter: its own entries
+    cache.put("a", saved([1, 2, 9]))  # another conversation with the same opening
+    assert sorted((adapter, tuple(s.tokens)) for adapter, s in cache.entries.values()) == [
+        ("a", (1, 2, 3, 4, 5)), ("a", (1, 2, 9)), ("b", (1, 2, 3, 4, 5, 6))]
+    assert cache.tokens == 5 + 6 + 3
+    entry, length = cache.longest_match("a", [1, 2, 3, 4, 5, 7, 8])
+    assert entry is not None and entry.tokens == [1, 2, 3, 4, 5] and length == 5
+
+
+def test_a_stopped_row_names_its_stop_token_and_caches_can_be_dropped(setup) -> None:
+    """Training reads which token ended a step, and drops every cache when the weights change."""
+    loaded, prompts, prefix = setup
+    engine = GenerationEngine(loaded, prefix=prefix)
+    first = engine.generate_many(prompts[:1], SamplingParams(max_new_tokens=4))[0]
+    assert first.finish_reason == "length" and first.stop_token is None
+    engine.stop_ids = engine.stop_ids | {first.token_ids[1]}  # its second token now ends the turn
+    stopped = engine.generate_many(prompts[:1], SamplingParams(max_new_tokens=4))[0]
+    assert stopped.finish_reason == "stop" and stopped.stop_token == first.token_ids[1]
+    assert stopped.token_ids == first.token_ids[:1]
+    assert engine._prefix_caches and engine.conversations.entries
+    engine.forget_caches()
+    assert not engine._prefix_caches and not engine.conversations.entries
+    assert engine.generate_many(prompts[:1], SamplingParams(max_new_tokens=4))[0].token_ids == first.token_ids[:1]

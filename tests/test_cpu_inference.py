@@ -155,3 +155,35 @@ def test_merged_lora_layers_compute_what_peft_computes_for_each_adapter(dtype: t
         merged_error = (merged - reference[name]).abs().mean()
         # rounding W + BA to the dtype once costs about what PEFT's base matmul already costs
         assert merged_error < 2 * peft_error + 1e-3 * (dtype == torch.bfloat16) + 1e-6, (name, merged_error, peft_error)
+
+
+def test_a_build_without_the_private_onednn_operators_falls_back_to_plain_kernels(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The packed kernels are private PyTorch operators: where a build lacks them, a bf16 model
+    still loads with plain matmuls, one notice says why, and it generates what stock
+    transformers generates."""
+    import logging
+
+    from memlora.models import cpu_inference
+
+    def missing(*args: object, **kwargs: object) -> None:
+        raise AttributeError("'_OpNamespace' 'mkldnn' object has no attribute '_reorder_linear_weight'")
+
+    monkeypatch.setattr(cpu_inference.PackedLinear, "__init__", lambda self, weight, bias=None: missing())
+    cpu_inference.mkldnn_bf16_available.cache_clear()
+    try:
+        stock = tiny_model("qwen").model.to(torch.bfloat16)
+        prepared = tiny_model("qwen").model.to(torch.bfloat16)
+        with caplog.at_level(logging.WARNING, logger="memlora.models.cpu_inference"):
+            done = cpu_inference.prepare_for_cpu_inference(prepared)
+            cpu_inference.prepare_for_cpu_inference(tiny_model("qwen").model.to(torch.bfloat16))
+        assert done["packed_linear"] == 0
+        notices = [r for r in caplog.records if "oneDNN packed bf16 kernels unavailable" in r.getMessage()]
+        assert len(notices) == 1 and "AttributeError" in notices[0].getMessage()
+        ids = torch.tensor([[5, 9, 13, 2, 7]])
+        with torch.inference_mode():
+            expected = stock.generate(ids, max_new_tokens=6, do_sample=False)
+            got = prepared.generate(ids, max_new_tokens=6, do_sample=False)
+        assert got.tolist() == expected.tolist()
+    finally:
+        cpu_inference.mkldnn_bf16_available.cache_clear()

@@ -145,13 +145,16 @@ def test_rows_open_like_a_live_session_and_carry_real_results(tmp_path: Path) ->
 
 
 def test_the_user_entity_is_created_first() -> None:
+    """The first create_entities lists the user's entity first; in a recovery turn whose rejected
+    first message created the other entities, the corrected message creates it first."""
     for index in range(60):
-        episode = generate_episode(2, "train", index).episode
-        first_create = next(c for s in episode["sessions"] for t in s["turns"] for c in t["calls"]
-                            if c["name"] == "create_entities")
-        expected = episode["user"]["name"] or DEFAULT_USER_ENTITY
-        assert first_create["arguments"]["entities"][0] == {"name": expected, "entityType": "person",
-                                                            "observations": first_create["arguments"]["entities"][0]["observations"]}
+        generated = generate_episode(2, "train", index)
+        expected = generated.episode["user"]["name"] or DEFAULT_USER_ENTITY
+        turn = next(t for s in generated.sessions for t in s.turns if any(c["name"] == "create_entities" for c in t.calls))
+        calls = turn.calls[turn.attempt.kept:] if turn.attempt is not None else turn.calls
+        first_create = next(c for c in calls if c["name"] == "create_entities")
+        assert first_create["arguments"]["entities"][0]["name"] == expected
+        assert first_create["arguments"]["entities"][0]["entityType"] == "person"
 
 
 def test_policy_correction_removes_the_wrong_place_but_an_update_keeps_it() -> None:
@@ -205,7 +208,7 @@ def test_a_reused_scratch_store_gives_what_fresh_stores_give() -> None:
     from memlora.data.generator import EpisodeBuilder
 
     store = scratch_store()
-    tables = {row[0] for row in store._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    tables = {row[0] for row in store._writer.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     shadow = {t for t in tables for v in ScratchStore.TABLES if t.startswith(v + "_")}
     assert tables - shadow == set(ScratchStore.TABLES)  # reset() empties every table of the schema
     for index in range(40):

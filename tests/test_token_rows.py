@@ -83,3 +83,26 @@ def test_a_saved_adapter_with_tag_rows_loads_with_the_fast_path(tmp_path: Path) 
     with loaded.adapter("adapter") as model, torch.inference_mode():
         got = model(input_ids=ids).logits.float()
     torch.testing.assert_close(got, expected)
+
+
+def test_fast_rows_train_like_peft_even_after_a_pass_under_inference_mode() -> None:
+    """GRPO samples with the adapter being trained (inference mode), then takes gradients through it."""
+    peft_model, tags = adapter_with_tag_rows(tie_embeddings=False)
+    ids = torch.tensor([[5, tags[0], 9, 11, tags[1], 7]])
+
+    def loss_and_grads() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        peft_model.zero_grad()
+        loss = peft_model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in peft_model.named_parameters() if p.requires_grad}
+
+    peft_model.train()
+    expected_loss, expected = loss_and_grads()
+    install_fast_token_rows(peft_model)
+    with torch.inference_mode():
+        peft_model(input_ids=ids)  # the rows' token index is made here
+    loss, grads = loss_and_grads()
+    torch.testing.assert_close(loss, expected_loss)
+    assert any("trainable_tokens_delta" in name for name in grads)
+    for name, grad in expected.items():
+        torch.testing.assert_close(grads[name], grad, msg=name)

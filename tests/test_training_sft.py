@@ -287,6 +287,34 @@ def test_a_time_budget_ends_the_run_after_the_step_that_passes_it(tiny: Any, tmp
     assert json.loads((train_sft(settings) / "card.json").read_text())["training"]["optimizer_steps"] == 4
 
 
+def test_sigterm_ends_the_run_after_the_step_in_progress_with_a_checkpoint(tiny: Any, tmp_path: Path) -> None:
+    """A long run stopped by its machine (Ctrl-C, SIGTERM) keeps every step it finished."""
+    import signal
+    import subprocess
+    import sys
+
+    model_dir = save_tiny(tiny, tmp_path)
+    data = tmp_path / "data"
+    write_rows(data, {"train": [session_row()] * 8})
+    out = tmp_path / "adapter"
+    command = [sys.executable, "-m", "memlora.cli", "train", "sft", "--data", str(data), "--out", str(out),
+               "--model", str(model_dir), "--lora-r", "4", "--lora-alpha", "8", "--grad-accum", "1",
+               "--max-steps", "1000", "--epochs", "200", "--save-every", "500", "--device", "cpu", "--dtype", "fp32"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    lines = []
+    for line in process.stdout:  # type: ignore[union-attr]
+        lines.append(line)
+        if "'loss'" in line:  # a step has finished
+            process.send_signal(signal.SIGTERM)
+            break
+    rest, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, "".join(lines) + rest
+    assert "SIGTERM: finishing this optimizer step" in rest
+    steps = json.loads((out / "card.json").read_text())["training"]["optimizer_steps"]
+    assert 1 <= steps < 1000
+    assert (out / "checkpoints" / f"checkpoint-{steps}").is_dir()
+
+
 def test_a_time_budget_must_be_positive(tmp_path: Path) -> None:
     write_rows(tmp_path, {"train": [session_row()]})
     with pytest.raises(SettingsError, match="--max-minutes must be more than 0, not 0"):

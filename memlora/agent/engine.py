@@ -47,6 +47,7 @@ class Completion:
     seconds: float
     batch_size: int
     prefill_seconds: float = 0.0
+    stop_token: int | None = None  # the token that ended the turn (not in token_ids); None at the length limit
 
 
 @dataclass
@@ -56,6 +57,7 @@ class _Row:
     generator: torch.Generator | None = None
     output: list[int] = field(default_factory=list)
     finish_reason: str = "length"
+    stop_token: int | None = None
 
 
 @dataclass
@@ -125,8 +127,17 @@ class ConversationCache:
         self._next_key = 0
 
     def put(self, adapter: str, saved: SavedKV) -> None:
+        """Keeps `saved`, dropping the entries it extends: a conversation's earlier steps are
+        prefixes of its latest one, which serves every prompt they could serve, so keeping them
+        only crowded out other conversations (and past about 25 concurrent ones on a CPU, every
+        step ran its whole prompt again)."""
         if len(saved.tokens) > self.budget_tokens:
             return
+        for key, (entry_adapter, entry) in list(self.entries.items()):
+            if entry_adapter == adapter and len(entry.tokens) <= len(saved.tokens) \
+                    and saved.tokens[: len(entry.tokens)] == entry.tokens:
+                del self.entries[key]
+                self.tokens -= len(entry.tokens)
         self.entries[self._next_key] = (adapter, saved)
         self._next_key += 1
         self.tokens += len(saved.tokens)
@@ -211,6 +222,11 @@ class GenerationEngine:
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def forget_caches(self) -> None:
+        """Drops every kept key and value: after the weights change (a training step) they are stale."""
+        self._prefix_caches.clear()
+        self.conversations.clear()
 
     # --- asyncio front end: collect concurrent requests into batches ----------------------
 
@@ -345,7 +361,7 @@ class GenerationEngine:
                 token = chosen[slot]
                 row = rows[index]
                 if token in self.stop_ids and not row.params.ignore_stop:
-                    row.finish_reason = "stop"
+                    row.finish_reason, row.stop_token = "stop", token
                     continue
                 row.output.append(token)
                 if len(row.output) >= row.params.max_new_tokens:
@@ -380,6 +396,7 @@ class GenerationEngine:
                 seconds=seconds,
                 batch_size=batch,
                 prefill_seconds=prefill_seconds,
+                stop_token=row.stop_token,
             )
             for row, reused_tokens in zip(rows, from_cache)
         ]
@@ -413,7 +430,7 @@ class GenerationEngine:
         budget = row.params.max_new_tokens
         while True:  # invariant: `token` is chosen but not yet fed to the model
             if token in self.stop_ids and not row.params.ignore_stop:
-                row.finish_reason = "stop"
+                row.finish_reason, row.stop_token = "stop", token
                 break
             row.output.append(token)
             context.append(token)

@@ -126,6 +126,7 @@ class StepRecord:
     finish_reason: str
     seconds: float
     batch_size: int
+    prefill_seconds: float = 0.0
 
 
 @dataclass
@@ -211,6 +212,7 @@ class MemoryAgent:
             prompt_tokens=completion.prompt_tokens, cached_prompt_tokens=completion.cached_prompt_tokens,
             completion_tokens=completion.completion_tokens, finish_reason=completion.finish_reason,
             seconds=completion.seconds, batch_size=completion.batch_size,
+            prefill_seconds=completion.prefill_seconds,
         )
         if not parsed.calls:
             self.messages.append({"role": "assistant", "content": parsed.content})

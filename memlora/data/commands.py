@@ -48,6 +48,32 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+# The kinds of turn the report counts: what the data must teach beyond plain statements.
+TURN_KINDS = ("recovery", "multi_fact", "buried", "free_form", "no_memory", "retrieval", "update", "correct",
+              "forget", "pronoun", "kin_word")
+WRITE_TOOLS = {"create_entities", "create_relations", "add_observations", "delete_entities", "delete_observations",
+               "delete_relations"}
+
+
+def turn_kinds(turn: Any) -> set[str]:
+    """The report's kinds of one turn (a generator GenTurn): a recovery from a tool error, a
+    message with three facts or more, a fact buried in a request, a free-form detail, no memory
+    operation, a retrieval, a change, a pronoun for the previous turn's person, a kin word."""
+    provenance = turn.provenance
+    kinds = {name for name in ("buried", "free_form", "pronoun", "kin_word") if provenance.get(name)}
+    if turn.attempt is not None:
+        kinds.add("recovery")
+    if provenance.get("facts", 0) >= 3:
+        kinds.add("multi_fact")
+    if not turn.calls:
+        kinds.add("no_memory")
+    if turn.retrieval:
+        kinds.add("retrieval")
+    if provenance["action"] in ("update", "correct", "forget"):
+        kinds.add(provenance["action"])
+    return kinds
+
+
 def _generate(job: tuple[int, str, int]) -> EpisodeOutput:
     from memlora.data.generator import generate_episode
     from memlora.data.rows import row_head, session_messages
@@ -66,6 +92,13 @@ def _generate(job: tuple[int, str, int]) -> EpisodeOutput:
         "typos": sum(t.provenance.get("typo", False) for s in generated.sessions for t in s.turns),
         "casual": sum(t.provenance.get("casual", False) for s in generated.sessions for t in s.turns),
         "unnamed": generated.episode["user"]["name"] is None,
+        "kinds": Counter(k for s in generated.sessions for t in s.turns for k in turn_kinds(t)),
+        "row_kinds": Counter(k for s in generated.sessions if split in ROW_SPLITS
+                             for k in set().union(*(turn_kinds(t) for t in s.turns))),
+        "writing_turns": sum(any(c["name"] in WRITE_TOOLS for c in t.calls)
+                             for s in generated.sessions for t in s.turns),
+        "recoveries": Counter(t.provenance["recovery"] for s in generated.sessions for t in s.turns
+                              if t.attempt is not None),
     }
     # token lengths are measured on every TOKEN_SAMPLE-th episode: tokenising every row would
     # cost more than generating it. Workers count them, so the parent only writes.
@@ -171,29 +204,64 @@ def _percentiles(values: list[int]) -> dict[str, float]:
             "p99": at(0.99), "max": ordered[-1]}
 
 
-def run_datagen(episodes: int, seed: int, out: Path, workers: int, progress: bool = True) -> dict[str, Any]:
+class CorpusError(click.ClickException):
+    """A hand-written episode failed its check: datagen stops before writing anything."""
+
+
+@dataclass
+class Handwritten:
+    """The hand-written corpus, checked: train-split episodes become rows, test-split ones a
+    held-out episode file (memlora.data.handwritten.corpus_split)."""
+
+    folder: Path
+    files: int
+    train: list[Any]
+    test: list[Any]
+
+
+def load_handwritten(folder: Path) -> Handwritten:
+    """Checks every episode of `folder`/*.jsonl; raises CorpusError listing the problems."""
+    from memlora.data.handwritten import check_corpus, corpus_files, corpus_split
+
+    paths = corpus_files(folder)
+    good, problems = check_corpus(paths)
+    if problems:
+        raise CorpusError(f"{len(problems)} hand-written episode(s) in {folder} fail the check "
+                          "(`memlora corpus check`):\n" + "\n".join(problems))
+    return Handwritten(folder, len(paths), [e for e in good if corpus_split(e.episode["id"]) == "train"],
+                       [e for e in good if corpus_split(e.episode["id"]) == "test"])
+
+
+def run_datagen(episodes: int, seed: int, out: Path, workers: int, progress: bool = True,
+                handwritten: Path | None = None) -> dict[str, Any]:
     """Generates every split into `out` and returns the stats (also written to stats.json).
 
     Workers generate and serialise episodes and count the sampled rows' tokens; this process
     writes them in job order (so the bytes do not depend on the worker count) and appends the
     shared tool block to each row. Its own start-up work (listing the tools from the server,
     loading the tokenizer for the tool block's count) runs after the workers have started.
+
+    `handwritten`: a corpus folder, checked first; its train-split episodes' rows follow the
+    generated train rows (the trainer shuffles), its test-split episodes go to
+    handwritten-test.episodes.jsonl.
     """
     started = time.perf_counter()
     from tqdm import tqdm
 
     import memlora.data.generator  # noqa: F401 - imported before forking, so workers inherit it
     from memlora.agent.protocol import model_tools
-    from memlora.data.rows import row_tail
+    from memlora.data.rows import row_head, row_tail, session_messages
 
+    corpus = load_handwritten(handwritten) if handwritten is not None else None
     out.mkdir(parents=True, exist_ok=True)
     counts = split_counts(episodes)
     jobs = [(seed, split, i) for split in vocab.SPLITS for i in range(counts[split])]
-    totals: dict[str, Counter] = {k: Counter() for k in ("tools", "actions", "facts", "retracts", "probes")}
+    totals: dict[str, Counter] = {k: Counter() for k in ("tools", "actions", "facts", "retracts", "probes", "kinds",
+                                                         "row_kinds", "recoveries")}
     turns_per_session: list[int] = []
     sessions: list[int] = []
     token_lengths: list[int] = []
-    typos = casual = unnamed = turns = 0
+    typos = casual = unnamed = turns = writing_turns = handwritten_rows = 0
     rows = Counter()
     pool = None
     files: dict[str, Any] = {}
@@ -227,9 +295,21 @@ def run_datagen(episodes: int, seed: int, out: Path, workers: int, progress: boo
             typos += s["typos"]
             casual += s["casual"]
             unnamed += s["unnamed"]
+            writing_turns += s["writing_turns"]
         if pool is not None:
             pool.close()
             pool.join()
+        generated_rows = sum(rows.values())
+        if corpus is not None:
+            for item in corpus.train:
+                for session in item.sessions:
+                    row_files["train"].write(row_head(session_messages(session)))
+                    row_files["train"].write(tail)
+                    handwritten_rows += 1
+            rows["train"] += handwritten_rows
+            with (out / "handwritten-test.episodes.jsonl").open("wb") as handle:
+                for item in corpus.test:
+                    handle.write(orjson.dumps(item.episode, option=orjson.OPT_APPEND_NEWLINE))
     finally:
         if pool is not None:
             pool.terminate()
@@ -251,6 +331,17 @@ def run_datagen(episodes: int, seed: int, out: Path, workers: int, progress: boo
         "turns_with_typo": typos,
         "casual_turns": casual,
         "turns": turns,
+        "writing_turns": writing_turns,
+        "turn_kinds": {k: totals["kinds"][k] for k in TURN_KINDS},
+        "row_kinds": {k: totals["row_kinds"][k] for k in TURN_KINDS},
+        "recovery_kinds": dict(totals["recoveries"].most_common()),
+        "shares": _shares(totals, turns, writing_turns, generated_rows, unnamed, sum(counts.values())),
+        "handwritten": None if corpus is None else {
+            "dir": str(corpus.folder), "files": corpus.files,
+            "episodes": {"train": len(corpus.train), "test": len(corpus.test)},
+            "train_rows": handwritten_rows,
+            "test_file": "handwritten-test.episodes.jsonl",
+        },
         "row_tokens": _percentiles(token_lengths),
         "row_tokens_sample": f"rows of every {TOKEN_SAMPLE}th episode, contents and call JSON without template markup",
         "tools_block_tokens": tool_tokens,
@@ -262,6 +353,20 @@ def run_datagen(episodes: int, seed: int, out: Path, workers: int, progress: boo
     return stats
 
 
+def _shares(totals: dict[str, Counter], turns: int, writing_turns: int, rows: int, unnamed: int,
+            episodes: int) -> dict[str, Any]:
+    """The report's shares: of turns (all splits) and of rows (train and validation sessions)."""
+    def share(count: int, total: int) -> float:
+        return round(count / total, 4) if total else 0.0
+
+    return {
+        "unnamed_users": share(unnamed, episodes),
+        "recovery_of_writing_turns": share(totals["kinds"]["recovery"], writing_turns),
+        "of_turns": {k: share(totals["kinds"][k], turns) for k in TURN_KINDS},
+        "of_rows": {k: share(totals["row_kinds"][k], rows) for k in TURN_KINDS},
+    }
+
+
 def format_report(stats: dict[str, Any]) -> str:
     lines = [f"episodes {stats['episodes']}  rows {stats['rows']}  in {stats['seconds']} s ({stats['workers']} workers)"]
     for key in ("sessions_per_episode", "turns_per_session", "row_tokens"):
@@ -271,6 +376,17 @@ def format_report(stats: dict[str, Any]) -> str:
         lines.append(f"{key}: " + ", ".join(f"{k} {v}" for k, v in stats[key].items()))
     lines.append(f"unnamed users {stats['unnamed_users']}, turns with a typo {stats['turns_with_typo']}, "
                  f"casual turns {stats['casual_turns']} of {stats['turns']}")
+    shares = stats["shares"]
+    lines.append(f"unnamed users {shares['unnamed_users']:.1%} of episodes; recovery turns "
+                 f"{shares['recovery_of_writing_turns']:.1%} of {stats['writing_turns']} writing turns "
+                 f"({', '.join(f'{k} {v}' for k, v in stats['recovery_kinds'].items())})")
+    for of in ("of_turns", "of_rows"):
+        lines.append(f"share {of.replace('_', ' ')}: " + ", ".join(f"{k} {v:.1%}" for k, v in shares[of].items()))
+    corpus = stats.get("handwritten")
+    if corpus:
+        lines.append(f"hand-written ({corpus['dir']}): {corpus['episodes']['train']} train episodes as "
+                     f"{corpus['train_rows']} rows appended to train.rows.jsonl, {corpus['episodes']['test']} test "
+                     f"episodes in {corpus['test_file']}")
     return "\n".join(lines)
 
 
@@ -283,11 +399,22 @@ def format_report(stats: dict[str, Any]) -> str:
 @click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: the CPUs available).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def datagen(episodes: int, seed: int, out: Path, workers: int | None, quiet: bool) -> None:
+@click.option("--handwritten", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Hand-written corpus folder: train-split episodes become train rows, test-split ones "
+                   "handwritten-test.episodes.jsonl [default: corpus/handwritten when it holds *.jsonl files].")
+@click.option("--no-handwritten", is_flag=True, help="Generated episodes only.")
+def datagen(episodes: int, seed: int, out: Path, workers: int | None, quiet: bool, handwritten: Path | None,
+            no_handwritten: bool) -> None:
     """Generate multi-session memory episodes with gold tool calls, and training rows."""
+    from memlora.data.handwritten import CORPUS_DIR, corpus_files
+
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    stats = run_datagen(episodes, seed, out, workers, progress=not quiet)
+    if no_handwritten:
+        handwritten = None
+    elif handwritten is None and corpus_files(CORPUS_DIR):
+        handwritten = CORPUS_DIR
+    stats = run_datagen(episodes, seed, out, workers, progress=not quiet, handwritten=handwritten)
     click.echo(format_report(stats))
 
 

@@ -49,7 +49,9 @@ class FastGate:
     def __init__(self, user_entity: str) -> None:
         self.user_entity = user_entity
         self.entities: dict[str, list[str]] = {}  # name -> accepted types
-        self.relations: dict[tuple[str, str], list[str]] = {}  # (from, to) -> accepted types
+        # (from, to) -> the accepted types of each expected relation between them (a break-up
+        # leaves ex_partner_of where partner_of was: two facts about one pair over time)
+        self.relations: dict[tuple[str, str], list[list[str]]] = {}
         self.observations: list[tuple[str, list[list[str]]]] = []
         self.retracted: list[dict[str, Any]] = []
 
@@ -68,7 +70,9 @@ class FastGate:
             if fact["kind"] == "entity":
                 self.entities[self._name(fact["name"])] = [t.lower() for t in fact.get("type", [])]
             elif fact["kind"] == "relation":
-                self.relations[(self._name(fact["from"]), self._name(fact["to"]))] = fact["type"]
+                pair = (self._name(fact["from"]), self._name(fact["to"]))
+                kept = [t for t in self.relations.get(pair, []) if not set(t) & set(fact["type"])]
+                self.relations[pair] = [*kept, fact["type"]]
             else:
                 key = self._obs_key(fact)
                 if key not in self.observations:
@@ -81,7 +85,12 @@ class FastGate:
                 self.relations = {k: v for k, v in self.relations.items() if name not in k}
                 self.observations = [o for o in self.observations if o[0] != name]
             elif fact["kind"] == "relation":
-                self.relations.pop((self._name(fact["from"]), self._name(fact["to"])), None)
+                pair = (self._name(fact["from"]), self._name(fact["to"]))
+                kept = [t for t in self.relations.get(pair, []) if not set(t) & set(fact["type"])]
+                if kept:
+                    self.relations[pair] = kept
+                else:
+                    self.relations.pop(pair, None)
             else:
                 key = self._obs_key(fact)
                 self.observations = [o for o in self.observations if o != key]
@@ -95,15 +104,18 @@ class FastGate:
     def check(self, episode_id: str, session: int, graph: dict[str, Any]) -> None:
         problems: list[str] = []
         entities = {e["name"]: e for e in graph["entities"]}
-        links = {(r["from"], r["to"]): r["relationType"] for r in graph["relations"]}
+        links: dict[tuple[str, str], set[str]] = {}
+        for r in graph["relations"]:
+            links.setdefault((r["from"], r["to"]), set()).add(r["relationType"])
         for name, types in self.entities.items():
             if name not in entities:
                 problems.append(f"missing entity {name}")
             elif types and entities[name]["entityType"].lower() not in types:
                 problems.append(f"wrong type of {name}")
-        for (a, b), types in self.relations.items():
-            if links.get((a, b)) not in types:
-                problems.append(f"missing relation {a} -> {b}")
+        for (a, b), expected in self.relations.items():
+            for types in expected:
+                if not links.get((a, b), set()) & set(types):
+                    problems.append(f"missing relation {a} -[{types[0]}]-> {b}")
         for name, groups in self.observations:
             if not any(self._matches(o, groups) for o in entities.get(name, {}).get("observations", [])):
                 problems.append(f"missing observation {name}: {groups}")
@@ -112,7 +124,9 @@ class FastGate:
                 problems.append(f"not retracted {fact}")
             elif fact["kind"] == "relation":
                 a, b = self._name(fact["from"]), self._name(fact["to"])
-                if ((a, b) in links or (b, a) in links) and (a, b) not in self.relations and (b, a) not in self.relations:
+                linked = (a, b) in links or (b, a) in links
+                if links.get((a, b), set()) & set(fact["type"]) or \
+                        (linked and (a, b) not in self.relations and (b, a) not in self.relations):
                     problems.append(f"not retracted {fact}")
             elif fact["kind"] == "observation":
                 name, groups = self._obs_key(fact)
@@ -125,9 +139,10 @@ class FastGate:
             for o in entity["observations"]:
                 if not any(n == name and self._matches(o, g) for n, g in self.observations):
                     problems.append(f"spurious observation {name}: {o}")
-        for pair in links:
-            if pair not in self.relations:
-                problems.append(f"spurious relation {pair}")
+        for pair, types in links.items():
+            for relation_type in types:
+                if not any(relation_type in accepted for accepted in self.relations.get(pair, [])):
+                    problems.append(f"spurious relation {pair[0]} -[{relation_type}]-> {pair[1]}")
         if problems:
             raise GateError(f"episode {episode_id} session {session + 1}: " + "; ".join(problems)
                             + f"\ngraph: {json.dumps(graph)}")

@@ -9,6 +9,9 @@ position (see `bank_for`); glue (openers, connectors, acknowledgements, small ta
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 from memlora.data.vocab import Split
 
 # --- statements: (kind, subject) -> templates; subject "user" speaks in the first person -------
@@ -62,6 +65,7 @@ STATE: dict[tuple[str, str], list[str]] = {
         "I have a {species} called {pet}", "my {species} is named {pet}", "I've got a {species}, {pet}",
         "we have a {species} named {pet}", "I adopted a {species} called {pet}", "{pet} is my {species}",
         "I own a {species}, her name is {pet}", "my {species}'s name is {pet}", "say hi to {pet}, my {species}",
+        "our {species} is called {pet}", "we just got a {species}, we named him {pet}",
     ],
     ("breed", "pet"): [
         "{pet} is a {breed}", "{pet} is a {breed}, by the way", "{pet}'s breed is {breed}",
@@ -70,6 +74,7 @@ STATE: dict[tuple[str, str], list[str]] = {
     ("works_on", "user"): [
         "I'm working on {project}", "I lead {project}", "I'm part of {project}", "I've been assigned to {project}",
         "my main project is {project}", "I'm on {project} at work", "these days I work on {project}",
+        "our team is building {project}", "we kicked off {project} at work and I'm on it",
     ],
     ("topic", "project"): [
         "{project} is {topic}", "{project} is basically {topic}", "with {project} we're building {topic}",
@@ -458,3 +463,739 @@ def _bank_for(templates: list[str], split: Split) -> list[str]:
         if owner == split:
             chosen.append(template)
     return chosen or templates[:1]
+
+
+# --- third persons' own facts, job changes, old entities -------------------------------------
+# {refs} is the possessive of {ref}: "my sister's", "Ana's", "her".
+STATE.update({
+    ("diet", "person"): [
+        "{ref} [is|are] {diet} now", "{ref} went {diet}", "{ref} [eats|eat] {diet} these days",
+        "{ref} [has|have] been {diet} for years", "{ref} [keeps|keep] a {diet} diet",
+    ],
+    ("birthday", "person"): [
+        "{refs} birthday is on {birthday}", "{ref} was born on {birthday}",
+        "{ref} [celebrates|celebrate] [her|his|their] birthday on {birthday}", "{refs} birthday's {birthday}",
+    ],
+    ("pet", "person"): [
+        "{ref} [has|have] a {species} called {pet}", "{refs} {species} is named {pet}", "{ref} just adopted a {species}, {pet}",
+        "{ref} got a {species} named {pet}", "{refs} {species} {pet} is adorable",
+    ],
+    ("studied_at", "person"): [
+        "{ref} studied at {uni}", "{ref} went to {uni}", "{ref} graduated from {uni}", "{ref} did [her|his|their] degree at {uni}",
+    ],
+    ("registered_for", "person"): [
+        "{ref} signed up for the {event}", "{ref} [is|are] doing the {event}", "{ref} entered the {event}",
+        "{ref} got a place in the {event}",
+    ],
+})
+
+UPDATE[("job", "user")] = [
+    "I left {old} where I was a {old_role}; now I'm a {new_role} at {new}",
+    "big change: I quit my {old_role} job at {old} and started as a {new_role} at {new}",
+    "I'm not a {old_role} at {old} anymore, I'm a {new_role} at {new} now",
+    "new job! {new} hired me as a {new_role}, so no more {old_role} work at {old}",
+    "I switched careers: from {old_role} at {old} to {new_role} at {new}",
+    "goodbye {old}! I start as a {new_role} at {new} on Monday, done being a {old_role}",
+]
+UPDATE[("job", "person")] = [
+    "{ref} quit [her|his|their] {old_role} job at {old} and [is|are] a {new_role} at {new} now",
+    "{ref} left {old}; [she's|he's|they're] a {new_role} at {new} now, not a {old_role}",
+    "{ref} [isn't|aren't] a {old_role} at {old} anymore, {new} hired [her|him|them] as a {new_role}",
+]
+CORRECT[("role", "user")] = [
+    "sorry, I'm a {new}, not a {old}", "correction: I work as a {new}, not as a {old}", "I misspoke, my job is {new}, not {old}",
+    "wait, I'm not a {old}, I'm a {new}",
+]
+CORRECT[("role", "person")] = [
+    "sorry, {ref} [is|are] a {new}, not a {old}", "correction: {ref} [works|work] as a {new}",
+    "I mixed it up, {ref} [is|are] a {new}, not a {old}",
+]
+FORGET[("works_at", "user")] = [
+    "please forget where I work", "delete my employer from your memory", "forget that I work at {value}",
+    "I'd rather you didn't store my company, please forget it",
+]
+FORGET[("diet", "person")] = ["forget what I said about {refs} diet", "please delete {refs} diet from memory",
+                              "remove the note about {ref} being {value}"]
+FORGET[("pet", "person")] = ["please forget {refs} {species} {value}", "delete {value} from your memory, it's {refs} {species} anyway",
+                             "you can forget about {value}"]
+
+# An entity an update left behind (the old employer, the old city), forgotten on request: the
+# entity goes, and nothing else.
+FORGET_OLD: dict[str, list[str]] = {
+    "works_at": [
+        "you can forget {value}, I don't work there anymore", "please delete my old employer {value}",
+        "forget {value}, that job is long gone", "no need to keep {value} around, I left that job",
+        "forget my old employer {value}, please",
+    ],
+    "lives_in": [
+        "forget {value}, I don't live there anymore", "please delete my old city {value} from memory",
+        "you can drop {value}, I moved away ages ago", "forget about {value}, that was my old place",
+    ],
+}
+
+ASK.update({
+    ("diet", "person", "name"): ["what does {name} eat?", "does {name} have a special diet?", "what diet is {name} on?"],
+    ("diet", "person", "role"): ["what diet does my {rw} follow?", "what can my {rw} eat?", "does my {rw} have a special diet?"],
+    ("birthday", "person", "name"): ["when is {name}'s birthday?", "when was {name} born?"],
+    ("birthday", "person", "role"): ["when is my {rw}'s birthday?", "what's my {rw}'s birthday?"],
+    ("pet", "person", "name"): ["what's {name}'s {species} called?", "what's the name of {name}'s {species}?"],
+    ("pet", "person", "role"): ["what's my {rw}'s {species} called?", "what is my {rw}'s {species}'s name?"],
+    ("studied_at", "person", "name"): ["where did {name} study?", "which university did {name} go to?"],
+    ("studied_at", "person", "role"): ["where did my {rw} study?", "which university did my {rw} go to?"],
+    ("registered_for", "person", "name"): ["which event is {name} doing?", "what did {name} sign up for?"],
+    ("registered_for", "person", "role"): ["which event is my {rw} doing?", "what did my {rw} sign up for?"],
+})
+SAY.update({
+    ("diet", "person"): "{name} is {diet}",
+    ("birthday", "person"): "{name}'s birthday is {birthday}",
+    ("pet", "person"): "{name} has a {species} called {pet}",
+    ("studied_at", "person"): "{name} studied at {uni}",
+    ("registered_for", "person"): "{name} signed up for the {event}",
+})
+
+
+# --- free-form details ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Detail:
+    """A detail that fits no fixed slot (a plan, a schedule, a health note, a preference in the
+    user's own words, an opinion, a date), stored as one short observation that paraphrases it.
+
+    `says`: how a user puts it ({ref}/{refs} for a third person, {pet}, {project}, as in STATE);
+    `observation`: what is stored; `keywords`: its content words, the learn fact's keywords (every
+    group is in the observation and in every phrasing, so the model can copy them; the first
+    group answers `question`); `reply`: the fact said back ({name}: the subject);
+    `question`: a question it answers ({who}/{whos}: the subject by name or role); `forget`: a
+    request to forget it. Placeholders: {x} (one of `fills`), {month}, {day}, {weekday}.
+    `group`: details that would contradict or answer the same question; one per subject.
+    `species`: the pets it suits (all when empty).
+    """
+
+    key: str
+    subject: str  # user, person, pet, project
+    topic: str  # plan, schedule, health, preference, opinion, date, life
+    says: tuple[str, ...]
+    observation: str
+    keywords: tuple[tuple[str, ...], ...]
+    reply: str
+    question: str = ""
+    forget: str = ""
+    fills: tuple[str, ...] = ()
+    group: str = ""
+    species: tuple[str, ...] = ()
+
+
+def _d(key: str, subject: str, topic: str, says: str, observation: str, keywords: str, reply: str,
+       question: str = "", forget: str = "", fills: str = "", group: str = "", species: str = "") -> Detail:
+    """A Detail from compact text: phrasings (outside [is|are] choices) and fills split on "|",
+    keyword groups on "|" and the alternatives of a group on ","."""
+    return Detail(key, subject, topic, tuple(re.split(r"\|(?![^\[]*\])", says)), observation,
+                  tuple(tuple(group_.split(",")) for group_ in keywords.split("|")), reply, question, forget,
+                  tuple(fills.split("|")) if fills else (), group or key, tuple(species.split()))
+
+
+DETAILS: list[Detail] = [
+    # the user: plans
+    _d("study-plan", "user", "plan",
+       "I'm planning to study {x} next year|next year I want to go back to school for {x}|thinking about doing a {x} "
+       "degree next year|I've decided to study {x}, starting next year|if all goes well I'll start studying {x} next year",
+       "Plans to study {x} next year", "{x}|next year", "you plan to study {x} next year",
+       "what am I planning to study?", "forget that I'm planning to study {x}",
+       "pharmacy|nursing|architecture|marine biology|graphic design|accounting|physiotherapy|psychology|"
+       "veterinary medicine|midwifery|data science|linguistics"),
+    _d("saving-house", "user", "plan",
+       "I'm saving up to buy a house|we're saving every penny to buy a house|trying to save for a house deposit at the "
+       "moment|my big goal right now is saving for a house",
+       "Saving up to buy a house", "house|sav", "you're saving up to buy a house",
+       "what am I saving up for?", "forget the thing about me saving for a house"),
+    _d("marathon-goal", "user", "plan",
+       "I want to run a marathon before I turn {x}|my goal is to run a marathon before I'm {x}|before I hit {x} I'm "
+       "going to run a marathon, that's the plan",
+       "Wants to run a marathon before turning {x}", "marathon|{x}", "you want to run a marathon before you turn {x}",
+       "what's my running goal?", "forget my marathon goal", "30|35|40|45|50"),
+    _d("driving-test", "user", "date",
+       "my driving test is in {month}|I'm taking my driving test in {month}|I've got my driving test booked for "
+       "{month}, wish me luck",
+       "Driving test in {month}", "{month}|driving test", "your driving test is in {month}",
+       "when is my driving test?", "forget about my driving test"),
+    _d("quit-smoking", "user", "health",
+       "I'm trying to quit smoking|I'm quitting smoking, day 5 today|trying really hard to quit smoking this year|"
+       "I've decided to quit smoking for good",
+       "Trying to quit smoking", "smoking|quit", "you're trying to quit smoking",
+       "what am I trying to give up?", "forget that I'm quitting smoking"),
+    _d("learn-sail", "user", "plan",
+       "I want to learn to sail this summer|this summer I'm finally learning to sail|I booked sailing lessons for this "
+       "summer",
+       "Wants to learn to sail this summer", "sail|summer", "you want to learn to sail this summer",
+       "what do I want to learn this summer?", "forget the sailing plan"),
+    _d("baby", "user", "date",
+       "we're expecting a baby in {month}|I'm pregnant, due in {month}|baby number one is due in {month}!",
+       "Expecting a baby in {month}", "{month}|baby,due,pregnan", "you're expecting a baby in {month}",
+       "when is the baby due?", "forget the baby news for now"),
+    _d("adopt-dog", "user", "plan",
+       "I'm thinking about adopting a dog|we might adopt a dog soon, still deciding|been thinking of getting a rescue dog",
+       "Thinking about adopting a dog", "dog|adopt,rescue", "you're thinking about adopting a dog",
+       "what pet am I thinking of getting?", "forget that I want a dog", group="dogs-and-cats"),
+    _d("triathlon-training", "user", "plan",
+       "I'm training for my first triathlon|training for a triathlon has taken over my life lol|I've started training "
+       "for a triathlon",
+       "Training for a triathlon", "triathlon", "you're training for a triathlon",
+       "what am I training for?", "forget the triathlon training"),
+    # the user: schedules and routines
+    _d("climbing-night", "user", "schedule",
+       "I go climbing every {weekday} evening|{weekday} evenings are climbing night for me|I climb at the gym on "
+       "{weekday} evenings",
+       "Goes climbing on {weekday} evenings", "climb|{weekday}", "you go climbing on {weekday} evenings",
+       "what do I do on {weekday} evenings?", "forget my climbing night"),
+    _d("wfh-day", "user", "schedule",
+       "I work from home on {weekday}s|{weekday}s are my work-from-home day|I'm home-based every {weekday}, office the "
+       "rest of the week",
+       "Works from home on {weekday}s", "{weekday}|home", "you work from home on {weekday}s",
+       "which day do I work from home?", "forget my work-from-home day", group="remote"),
+    _d("evening-class", "user", "schedule",
+       "I have {x} class on {weekday} nights|{weekday} night is my {x} class|I started {x} lessons, they're on {weekday}s",
+       "Takes {x} lessons on {weekday}s", "{x}|{weekday}", "you have {x} lessons on {weekday}s",
+       "what do I have on {weekday} nights?", "forget about my {x} lessons",
+       "pottery|salsa|life drawing|improv|ceramics|watercolour"),
+    _d("swim-mornings", "user", "schedule",
+       "I swim before work on {weekday} mornings|{weekday} mornings I'm at the pool before work|I go swimming every "
+       "{weekday} morning",
+       "Swims on {weekday} mornings", "swim,pool|{weekday}", "you swim on {weekday} mornings",
+       "what do I do on {weekday} mornings?", "forget the swimming thing"),
+    _d("work-start", "user", "schedule",
+       "I start work at {x} every day|my shift starts at {x}|I have to be at work by {x} most days",
+       "Starts work at {x}", "{x}|work,shift", "you start work at {x}",
+       "what time do I start work?", "forget my work hours", "6am|7am|5:30am|8am|noon|2pm"),
+    _d("day-off", "user", "schedule",
+       "{weekday} is my day off|I'm off work every {weekday}|I don't work {weekday}s, that's my free day",
+       "Off work on {weekday}s", "{weekday}|off,free", "you have {weekday}s off",
+       "which day am I off work?", "forget my day off"),
+    _d("farmers-market", "user", "schedule",
+       "every Saturday I go to the farmers market|I never miss the Saturday farmers market|Saturday mornings are for the "
+       "farmers market",
+       "Goes to the farmers market on Saturdays", "farmers market|saturday", "you go to the farmers market on Saturdays",
+       "where do I go on Saturday mornings?", "forget the farmers market thing"),
+    _d("run-5k", "user", "schedule",
+       "I run 5k most mornings|I do a 5k run most mornings before breakfast|most mornings I go for a 5k",
+       "Runs 5k most mornings", "5k|morning", "you run 5k most mornings",
+       "how far do I run in the mornings?", "forget my morning runs"),
+    _d("food-bank", "user", "schedule",
+       "I volunteer at a food bank on weekends|weekends I help out at the local food bank|I do volunteer shifts at a food "
+       "bank every weekend",
+       "Volunteers at a food bank on weekends", "food bank|weekend", "you volunteer at a food bank on weekends",
+       "where do I volunteer?", "forget the food bank volunteering"),
+    _d("meditate", "user", "health",
+       "I meditate for ten minutes before bed|every night before bed I do ten minutes of meditation|I've started "
+       "meditating before bed",
+       "Meditates before bed", "meditat|bed", "you meditate before bed",
+       "what do I do before bed?", "forget the meditation thing", group="bedtime"),
+    _d("reads-bed", "user", "preference",
+       "I read for half an hour before bed every night|every night I read before sleeping|I can't fall asleep without "
+       "reading a bit first",
+       "Reads before bed every night", "read|bed,sleep", "you read before bed every night",
+       "what do I do before bed?", "forget my bedtime reading", group="bedtime"),
+    _d("night-shifts", "user", "schedule",
+       "I work night shifts|I'm on night shifts at the moment, so I sleep during the day|night shifts again this month, "
+       "ugh",
+       "Works night shifts", "night shift", "you work night shifts",
+       "what shifts do I work?", "forget the night shift thing"),
+    _d("commute", "user", "life",
+       "my commute is about an hour each way|I spend an hour each way commuting|it takes me an hour to get to work, "
+       "each way",
+       "Commutes about an hour each way", "hour|commut,work", "your commute is about an hour each way",
+       "how long is my commute?", "forget my commute", group="remote"),
+    # the user: health
+    _d("broken-wrist", "user", "health",
+       "I broke my wrist last month, still in a cast|my wrist is broken, fell off my bike last month|I'm typing "
+       "one-handed, broke my wrist last month",
+       "Broke a wrist last month", "wrist|broke,broken", "you broke your wrist last month",
+       "what did I injure last month?", "forget about my wrist"),
+    _d("blood-thinners", "user", "health",
+       "I'm on blood thinners|I take blood thinners every day|my doctor has me on blood thinners now",
+       "Takes blood thinners", "blood thinner", "you take blood thinners",
+       "what medication am I on?", "forget that I take blood thinners"),
+    _d("knee-surgery", "user", "health",
+       "I'm recovering from knee surgery|I had knee surgery two weeks ago, slowly recovering|still on crutches after my "
+       "knee surgery",
+       "Recovering from knee surgery", "knee surgery", "you're recovering from knee surgery",
+       "what am I recovering from?", "forget about my knee surgery"),
+    _d("hay-fever", "user", "health",
+       "I get really bad hay fever every spring|spring is the worst for my hay fever|hay fever season is killing me, "
+       "happens every spring",
+       "Gets hay fever every spring", "hay fever|spring", "you get hay fever every spring",
+       "what bothers me every spring?", "forget the hay fever note"),
+    _d("no-caffeine-late", "user", "health",
+       "I can't have caffeine after {x} or I don't sleep|no caffeine for me after {x}, I'd be up all night|I stop "
+       "drinking coffee at {x}, caffeine keeps me awake",
+       "Avoids caffeine after {x}", "{x}|caffeine", "you avoid caffeine after {x}",
+       "when do I stop having caffeine?", "forget my caffeine rule", "noon|2pm|3pm|4pm"),
+    _d("short-sighted", "user", "health",
+       "I'm really short-sighted, can't see a thing without my glasses|I wear glasses, very short-sighted|my eyesight is "
+       "bad, I'm short-sighted",
+       "Short-sighted, wears glasses", "short-sighted", "you're short-sighted and wear glasses",
+       "what's wrong with my eyesight?", "forget the note about my eyesight", group="eyes"),
+    _d("deaf-ear", "user", "health",
+       "I'm partially deaf in my left ear|I can't hear well on my left side, partially deaf in that ear|heads up, I'm "
+       "deaf in my left ear",
+       "Partially deaf in the left ear", "left|deaf", "you're partially deaf in your left ear",
+       "which ear am I deaf in?", "forget the thing about my ear"),
+    _d("colorblind", "user", "health",
+       "I'm colorblind|fun fact, I'm red-green colorblind|I'm colour-blind so I can't tell red from green",
+       "Red-green colorblind", "colorblind,colour-blind", "you're red-green colorblind",
+       "what's special about my eyesight?", "forget that I'm colorblind", group="eyes"),
+    _d("sober", "user", "health",
+       "I've been sober for {x} years now|{x} years sober this month!|I don't drink anymore, {x} years sober",
+       "Sober for {x} years", "{x}|sober", "you've been sober for {x} years",
+       "how long have I been sober?", "forget the sobriety note", "two|three|five|ten", group="alcohol"),
+    _d("physio", "user", "health",
+       "I have physio every {weekday} for my back|physio on {weekday}s, doctor's orders|I go to physiotherapy on "
+       "{weekday}s",
+       "Physio appointments on {weekday}s", "{weekday}|physio", "you have physio on {weekday}s",
+       "when do I have physio?", "forget my physio appointments"),
+    _d("heights", "user", "health",
+       "I'm scared of heights|heights terrify me, no way I'm going up there|I've got a real fear of heights",
+       "Afraid of heights", "heights", "you're afraid of heights",
+       "what am I afraid of?", "forget that I'm scared of heights"),
+    # the user: preferences in their own words
+    _d("window-seat", "user", "preference",
+       "I always take the window seat on planes|window seat or nothing when I fly|I hate aisle seats, always book the "
+       "window seat",
+       "Prefers the window seat on planes", "window seat", "you prefer the window seat on planes",
+       "which seat do I like on planes?", "forget my seat preference"),
+    _d("texts", "user", "preference",
+       "I hate phone calls, I'd much rather text|please, texts over phone calls any day|I never pick up the phone, "
+       "texting is better",
+       "Prefers texting to phone calls", "text|phone", "you prefer texting to phone calls",
+       "do I prefer calls or texts?", "forget that I prefer texting"),
+    _d("early-riser", "user", "preference",
+       "I'm a morning person, always up at {x}|I get up at {x} every day, even on weekends|up at {x} every morning, "
+       "can't help it",
+       "Gets up at {x} every day", "{x}|up", "you get up at {x} every day",
+       "what time do I get up?", "forget what time I get up", "5|5:30|6|4:30"),
+    _d("coffee-black", "user", "preference",
+       "I take my coffee black|black coffee, no sugar, always|I drink my coffee black, no milk",
+       "Drinks coffee black", "black|coffee", "you drink your coffee black",
+       "how do I take my coffee?", "forget how I take my coffee"),
+    _d("trains", "user", "preference",
+       "I'd rather take the train than fly whenever I can|trains over planes for me, every time|I avoid flying, I take "
+       "trains when I can",
+       "Prefers trains to flying", "train|fly,plane", "you prefer trains to flying",
+       "how do I like to travel?", "forget my travel preference"),
+    _d("crowds", "user", "preference",
+       "I can't stand crowded places|crowds stress me out, I avoid them|I hate crowded bars and concerts, too many people",
+       "Avoids crowded places", "crowd", "you dislike crowded places",
+       "what kind of places do I avoid?", "forget the thing about crowds"),
+    _d("dark-mode", "user", "preference",
+       "I use dark mode on everything|dark mode always, light mode hurts my eyes|everything I own is set to dark mode",
+       "Prefers dark mode", "dark mode", "you prefer dark mode",
+       "do I like light or dark mode?", "forget my dark mode thing"),
+    _d("no-alcohol", "user", "preference",
+       "I don't drink alcohol|I'm teetotal, no alcohol for me|alcohol's not for me, I never drink it",
+       "Doesn't drink alcohol", "alcohol", "you don't drink alcohol", forget="forget that I don't drink alcohol",
+       group="alcohol"),
+    _d("offline-weekends", "user", "preference",
+       "I stay offline on weekends, no laptop no phone|weekends are screen-free for me|I switch off completely at "
+       "weekends, totally offline",
+       "Stays offline on weekends", "offline,screen-free|weekend", "you stay offline on weekends",
+       forget="forget my offline weekends thing"),
+    # the user: opinions
+    _d("film-long", "user", "opinion",
+       "I thought {x} was way too long|{x} was sooo long, I nearly fell asleep|honestly {x} dragged, way too long",
+       "Thinks {x} was too long", "long|{x}", "you thought {x} was too long",
+       "what did I think of {x}?", "forget my film rant",
+       "the new Dune film|Oppenheimer|the last Avengers film|Killers of the Flower Moon|the Barbie movie"),
+    _d("pineapple-pizza", "user", "opinion",
+       "pineapple on pizza is great, fight me|I'm team pineapple on pizza|honestly pineapple belongs on pizza",
+       "Thinks pineapple belongs on pizza", "pineapple|pizza", "you like pineapple on pizza",
+       forget="forget the pineapple pizza thing"),
+    _d("open-plan", "user", "opinion",
+       "I find open-plan offices really distracting|open-plan offices are the worst, I can't focus|I can't concentrate "
+       "in an open-plan office",
+       "Finds open-plan offices distracting", "open-plan", "you find open-plan offices distracting",
+       forget="forget my open-plan office rant", group="remote"),
+    _d("remote-work", "user", "opinion",
+       "remote work is the best thing that ever happened to me|I love working remotely, never going back to the office|"
+       "remote work suits me perfectly",
+       "Prefers working remotely", "remote", "you love working remotely", forget="forget the remote work thing",
+       group="remote"),
+    _d("cats-better", "user", "opinion",
+       "cats are better than dogs, I said what I said|I'm a cat person, cats beat dogs any day|honestly cats > dogs",
+       "Thinks cats are better than dogs", "cat|dog", "you think cats are better than dogs",
+       forget="forget my cats vs dogs opinion", group="dogs-and-cats"),
+    _d("bike-lanes", "user", "opinion",
+       "this city really needs more bike lanes|I wish the council would build more bike lanes|more bike lanes, please, "
+       "cycling here is scary",
+       "Wants more bike lanes in the city", "bike lane", "you want more bike lanes in the city",
+       forget="forget my bike lane rant"),
+    _d("book-loved", "user", "opinion",
+       "I just finished {x} and loved it|{x} is the best book I've read this year|just read {x}, absolutely loved it",
+       "Loved the book {x}", "{x}", "you loved {x}",
+       "which book did I love recently?", "forget the book thing",
+       "Pachinko|The Overstory|Circe|Piranesi|Educated|Klara and the Sun|The Remains of the Day|Braiding Sweetgrass"),
+    # the user: dates
+    _d("anniversary", "user", "date",
+       "our wedding anniversary is on {month} {day}|{month} {day} is our anniversary, don't let me forget|we got "
+       "married on {month} {day}",
+       "Wedding anniversary on {month} {day}", "{month}|{day}|anniversary,married",
+       "your wedding anniversary is on {month} {day}", "when is my wedding anniversary?", "forget our anniversary date"),
+    _d("passport", "user", "date",
+       "my passport expires in {month}|I need to renew my passport before {month}, it expires then|heads up, my "
+       "passport runs out in {month}",
+       "Passport expires in {month}", "{month}|passport", "your passport expires in {month}",
+       "when does my passport expire?", "forget the passport thing"),
+    _d("dentist", "user", "date",
+       "I have a dentist appointment on {month} {day}|dentist on {month} {day}, ugh|I booked the dentist for {month} {day}",
+       "Dentist appointment on {month} {day}", "{month}|{day}|dentist", "your dentist appointment is on {month} {day}",
+       "when is my dentist appointment?", "forget the dentist appointment"),
+    _d("lease", "user", "date",
+       "my lease ends in {month}|our rental contract runs out in {month}|I have to move out in {month} when the lease "
+       "ends",
+       "Lease ends in {month}", "{month}|lease,rental", "your lease ends in {month}",
+       "when does my lease end?", "forget the lease thing"),
+    _d("holiday", "user", "date",
+       "I'm off on holiday on {month} {day}|my vacation starts {month} {day}, can't wait|flying out on holiday on "
+       "{month} {day}",
+       "Going on holiday on {month} {day}", "{month}|{day}|holiday,vacation", "your holiday starts on {month} {day}",
+       "when does my holiday start?", "forget my holiday dates"),
+    # the user: life
+    _d("kids", "user", "life",
+       "I have {x} kids|I'm a parent of {x}|we've got {x} kids, chaos at home",
+       "Parent of {x} kids", "{x}|kid,parent", "you have {x} kids",
+       "how many kids do I have?", "forget how many kids I have", "two|three|four"),
+    _d("left-handed", "user", "life",
+       "I'm left-handed|fun fact, I'm a lefty|as a left-hander, scissors are my enemy",
+       "Left-handed", "left-hand,lefty", "you're left-handed",
+       "am I left- or right-handed?", "forget the left-handed thing"),
+    _d("no-car", "user", "life",
+       "I don't have a car, I bike everywhere|no car for me, I cycle everywhere|I sold my car, I get around by bike now",
+       "Gets around by bike, no car", "bike,cycl|car", "you have no car and get around by bike",
+       "how do I get around?", "forget the car thing"),
+    _d("siblings", "user", "life",
+       "I'm the oldest of {x} siblings|I'm the eldest of {x} kids in my family|oldest of {x}, so I'm used to being in "
+       "charge",
+       "Oldest of {x} siblings", "oldest,eldest|{x}", "you're the oldest of {x} siblings",
+       "where am I in the family?", "forget the sibling thing", "three|four|five|six"),
+    _d("choir", "user", "life",
+       "I sing in a choir|I've joined a community choir, we sing on {weekday}s|choir practice is my favourite part of "
+       "the week",
+       "Sings in a choir", "choir", "you sing in a choir", "what group do I sing in?", "forget the choir thing"),
+    _d("sign-language", "user", "life",
+       "I know some sign language|I'm learning sign language|I took a sign language course last year",
+       "Knows some sign language", "sign language", "you know some sign language",
+       forget="forget the sign language thing"),
+    # third persons
+    _d("p-half-marathon", "person", "plan",
+       "{ref} [is|are] training for a half marathon|{ref} signed up to run a half marathon|{ref} [is|are] out running "
+       "every day, training for a half marathon",
+       "Training for a half marathon", "half marathon", "{name} is training for a half marathon",
+       "what is {who} training for?", "forget that {ref} [is|are] training for a half marathon"),
+    _d("p-baby", "person", "life",
+       "{ref} just had a baby|{ref} had a baby last week!!|big news, {ref} just became a parent",
+       "Just had a baby", "baby,parent", "{name} just had a baby", forget="forget the baby news about {ref}"),
+    _d("p-flying", "person", "preference",
+       "{ref} [hates|hate] flying|{ref} [is|are] terrified of flying|{ref} won't get on a plane if [she|he|they] can "
+       "avoid it",
+       "Hates flying", "fly,plane", "{name} hates flying", forget="forget that {ref} [hates|hate] flying"),
+    _d("p-broken-leg", "person", "health",
+       "{ref} [is|are] recovering from a broken leg|{ref} broke [her|his|their] leg skiing|{ref} [is|are] on crutches "
+       "with a broken leg",
+       "Recovering from a broken leg", "leg|broke", "{name} is recovering from a broken leg",
+       "what is {who} recovering from?", "forget about {refs} leg"),
+    _d("p-interview", "person", "date",
+       "{ref} [has|have] a job interview on {weekday}|{ref} [is|are] interviewing for a new job on {weekday}|{weekday} "
+       "is {refs} big job interview",
+       "Job interview on {weekday}", "{weekday}|interview", "{name} has a job interview on {weekday}",
+       "when is {whos} job interview?", "forget about {refs} interview"),
+    _d("p-no-coffee", "person", "preference",
+       "{ref} [doesn't|don't] drink coffee|{ref} [is|are] a tea person, never coffee|{ref} gave up coffee",
+       "Doesn't drink coffee", "coffee", "{name} doesn't drink coffee", forget="forget the coffee thing about {ref}"),
+    _d("p-retiring", "person", "plan",
+       "{ref} [is|are] retiring next year|{ref} [retires|retire] next year, finally|next year {ref} [is|are] retiring",
+       "Retiring next year", "next year|retir", "{name} is retiring next year",
+       "when is {who} retiring?", "forget that {ref} [is|are] retiring"),
+    _d("p-wedding", "person", "date",
+       "{ref} [is|are] getting married in {month}|{refs} wedding is in {month}|{ref} [is|are] tying the knot in {month}",
+       "Getting married in {month}", "{month}|married,wedding,knot", "{name} is getting married in {month}",
+       "when is {whos} wedding?", "forget about {refs} wedding"),
+    _d("p-band", "person", "schedule",
+       "{ref} [plays|play] in a jazz band on weekends|{ref} [gigs|gig] with [her|his|their] jazz band most weekends|on "
+       "weekends {ref} [plays|play] with a jazz band",
+       "Plays in a jazz band on weekends", "jazz band|weekend", "{name} plays in a jazz band on weekends",
+       "what does {who} do on weekends?", "forget the band thing about {ref}"),
+    _d("p-phd", "person", "life",
+       "{ref} [is|are] doing a PhD in {x}|{ref} [is|are] halfway through a PhD in {x}|{ref} started a PhD in {x} this "
+       "year",
+       "Doing a PhD in {x}", "{x}|phd", "{name} is doing a PhD in {x}",
+       "what is {who} doing a PhD in?", "forget {refs} PhD",
+       "chemistry|linguistics|history|neuroscience|economics|astrophysics"),
+    _d("p-lessons", "person", "schedule",
+       "{ref} just started {x} lessons|{ref} [has|have] {x} lessons every week now|{ref} signed up for {x} lessons",
+       "Takes {x} lessons", "{x}|lesson", "{name} takes {x} lessons",
+       "what lessons is {who} taking?", "forget about {refs} lessons", "piano|swimming|driving|tango|singing|boxing"),
+    _d("p-night-shifts", "person", "schedule",
+       "{ref} [works|work] night shifts|{ref} [is|are] on night shifts this month|{ref} only [does|do] night shifts now",
+       "Works night shifts", "night shift", "{name} works night shifts",
+       "what shifts does {who} work?", "forget {refs} shifts"),
+    _d("p-saving-car", "person", "plan",
+       "{ref} [is|are] saving up for a car|{ref} [wants|want] to buy a car, saving every penny|{ref} [is|are] putting "
+       "money aside for a car",
+       "Saving up for a car", "car|sav,money", "{name} is saving up for a car",
+       "what is {who} saving for?", "forget that {ref} [is|are] saving for a car"),
+    _d("p-abroad", "person", "plan",
+       "{ref} [is|are] thinking about moving abroad|{ref} might move abroad next year|{ref} [wants|want] to live abroad "
+       "for a while",
+       "Thinking about moving abroad", "abroad", "{name} is thinking about moving abroad",
+       forget="forget that {ref} might move abroad"),
+    _d("p-vinyl", "person", "preference",
+       "{ref} [collects|collect] vinyl records|{ref} [has|have] a huge vinyl collection|{ref} [is|are] obsessed with "
+       "collecting vinyl",
+       "Collects vinyl records", "vinyl", "{name} collects vinyl records",
+       "what does {who} collect?", "forget the vinyl thing about {ref}"),
+    _d("p-office", "person", "opinion",
+       "{ref} [thinks|think] the new office is way too far away|{ref} [hates|hate] the new office, it's too far|{ref} "
+       "[complains|complain] that the new office is too far",
+       "Finds the new office too far away", "office|far", "{name} finds the new office too far away",
+       forget="forget what I said about {refs} office"),
+    _d("p-surgery", "person", "date",
+       "{ref} [has|have] surgery on {month} {day}|{refs} operation is on {month} {day}|{ref} [is|are] having an "
+       "operation on {month} {day}",
+       "Surgery scheduled for {month} {day}", "{month}|{day}|surgery,operation", "{name} has surgery on {month} {day}",
+       "when is {whos} surgery?", "forget about {refs} surgery"),
+    _d("p-learning", "person", "life",
+       "{ref} [is|are] learning {x}|{ref} started learning {x} for work|{ref} [practises|practise] {x} every evening, "
+       "learning fast",
+       "Learning {x}", "{x}|learn", "{name} is learning {x}",
+       "what is {who} learning?", "forget that {ref} [is|are] learning {x}",
+       "Korean|Portuguese|Japanese|sign language|Arabic|to code"),
+    # pets
+    _d("pet-thunder", "pet", "health",
+       "{pet} is terrified of thunderstorms|{pet} hides under the bed whenever there's a thunderstorm|thunder freaks "
+       "{pet} out completely",
+       "Scared of thunderstorms", "thunder", "{pet} is scared of thunderstorms",
+       "what is {pet} scared of?", "forget the thunderstorm thing about {pet}"),
+    _d("pet-thyroid", "pet", "health",
+       "{pet} takes thyroid pills every morning|{pet} is on thyroid medication now|the vet put {pet} on thyroid tablets",
+       "Takes thyroid medication", "thyroid", "{pet} takes thyroid medication",
+       "what medication is {pet} on?", "forget {pet}'s medication", species="dog cat"),
+    _d("pet-age", "pet", "life",
+       "{pet} just turned {x}|{pet} had a birthday, {x} years old now|{pet} is {x} now, time flies",
+       "{x} years old", "{x}", "{pet} is {x}",
+       "how old is {pet}?", "forget {pet}'s age", "two|three|four|five|seven|twelve"),
+    _d("pet-wet-food", "pet", "preference",
+       "{pet} only eats wet food|{pet} refuses dry food, wet food only|{pet} is fussy, will only eat wet food",
+       "Only eats wet food", "wet food", "{pet} only eats wet food",
+       "what does {pet} eat?", "forget the food thing about {pet}", species="dog cat"),
+    _d("pet-vet", "pet", "date",
+       "{pet} has a vet appointment on {weekday}|{pet} is going to the vet on {weekday}|vet visit for {pet} on {weekday}",
+       "Vet appointment on {weekday}", "{weekday}|vet", "{pet} has a vet appointment on {weekday}",
+       "when is {pet}'s vet appointment?", "forget {pet}'s vet appointment"),
+    _d("pet-squirrels", "pet", "preference",
+       "{pet} is obsessed with chasing squirrels|{pet} goes nuts for squirrels in the park|{pet} lives to chase squirrels",
+       "Obsessed with chasing squirrels", "squirrel", "{pet} loves chasing squirrels",
+       "what does {pet} love chasing?", "forget the squirrel thing", species="dog"),
+    _d("pet-deaf", "pet", "health",
+       "{pet} is deaf in one ear|{pet} can't hear on one side, the vet says deaf in one ear|{pet} went deaf in one ear "
+       "last year",
+       "Deaf in one ear", "deaf", "{pet} is deaf in one ear", forget="forget that {pet} is deaf in one ear"),
+    _d("pet-overweight", "pet", "health",
+       "{pet} is on a diet, the vet says overweight|{pet} got a bit overweight, so smaller portions now|{pet} needs to "
+       "lose weight, overweight apparently",
+       "Overweight, on a diet", "overweight", "{pet} is overweight and on a diet",
+       forget="forget the weight thing about {pet}"),
+    _d("pet-hoover", "pet", "preference",
+       "{pet} hates the hoover|{pet} runs away from the vacuum cleaner|{pet} attacks the vacuum every time",
+       "Hates the vacuum cleaner", "vacuum,hoover", "{pet} hates the vacuum cleaner",
+       "what does {pet} hate?", "forget the vacuum thing", species="dog cat rabbit"),
+    _d("pet-walks", "pet", "schedule",
+       "{pet} needs two walks a day|{pet} gets walked twice a day|{pet} has to go out twice a day, morning and evening",
+       "Needs two walks a day", "two,twice|walk,out", "{pet} needs two walks a day",
+       "how often does {pet} need walking?", "forget {pet}'s walk schedule", species="dog"),
+    # projects
+    _d("proj-deadline", "project", "date",
+       "{project}'s deadline is the end of {month}|we have to ship {project} by the end of {month}|the {project} "
+       "deadline is end of {month}",
+       "Deadline is the end of {month}", "{month}|deadline,ship", "the {project} deadline is the end of {month}",
+       "when is the {project} deadline?", "forget the {project} deadline"),
+    _d("proj-language", "project", "life",
+       "{project} is written in {x}|we're building {project} in {x}|the {project} codebase is all {x}",
+       "Written in {x}", "{x}", "{project} is written in {x}",
+       "what language is {project} written in?", "forget what {project} is written in",
+       "Rust|Python|TypeScript|Kotlin|Elixir|Java|Swift"),
+    _d("proj-team", "project", "life",
+       "{project} has a team of {x} people|{x} people work on {project}|{project} is a small team, just {x} people",
+       "Team of {x} people", "{x}|team,people", "{project} has a team of {x} people",
+       "how big is the {project} team?", "forget the {project} team size", "three|five|eight|twelve"),
+    _d("proj-behind", "project", "life",
+       "{project} is behind schedule|{project} is running late, behind schedule again|we're way behind schedule on "
+       "{project}",
+       "Behind schedule", "behind", "{project} is behind schedule", forget="forget that {project} is behind"),
+    _d("proj-grant", "project", "date",
+       "{project}'s funding runs out in {month}|the grant for {project} ends in {month}|{project} is funded until {month}",
+       "Funding runs out in {month}", "{month}|fund,grant", "{project}'s funding runs out in {month}",
+       "when does the {project} funding run out?", "forget the {project} funding date"),
+    _d("proj-demo", "project", "date",
+       "we demo {project} to the board on {weekday}|the {project} demo is on {weekday}|{weekday} is the big {project} "
+       "demo",
+       "Demo on {weekday}", "{weekday}|demo", "the {project} demo is on {weekday}",
+       "when is the {project} demo?", "forget the {project} demo"),
+    _d("proj-launch", "project", "date",
+       "{project} launches in {month}|we launch {project} in {month}|{project} goes live in {month}",
+       "Launches in {month}", "{month}|launch,live", "{project} launches in {month}",
+       "when does {project} launch?", "forget the {project} launch date"),
+]
+DETAIL_BY_KEY: dict[str, Detail] = {d.key: d for d in DETAILS}
+# wrapped around a detail's `forget` ("forget my climbing night")
+FORGET_DETAIL: list[str] = ["please {f}", "can you {f}?", "{f}, please", "{f}, I'd rather you didn't keep it",
+                            "actually, {f}", "hey, {f}"]
+
+
+# --- facts buried in requests ----------------------------------------------------------------
+# A request for help that carries a fact: the fact is stored, the request answered. Specific
+# requests state a fact of one kind ({ref}, slots as in STATE); generic ones wrap any clause.
+BURIED: dict[tuple[str, str], list[tuple[str, str]]] = {
+    ("diet", "person"): [
+        ("can you help me plan dinner? {ref} [is|are] {diet} now", "Sure: a vegetable curry with rice is easy to adapt."),
+        ("{ref} [is|are] coming over and [she's|he's|they're] {diet}, what should I cook?",
+         "A big tray of roast vegetables with a grain salad works well."),
+    ],
+    ("allergy", "person"): [
+        ("I'm cooking for {ref} tonight and [she's|he's|they're] allergic to {allergy}, any ideas?",
+         "A simple roast chicken or a vegetable risotto is easy to keep free of it; check every label."),
+        ("what snacks can I bring to {refs} party? [she's|he's|they're] allergic to {allergy}",
+         "Fruit skewers, popcorn and veggie sticks with hummus, after checking the labels."),
+    ],
+    ("birthday", "person"): [
+        ("{refs} birthday is on {birthday}, can you suggest a gift?",
+         "A nice book or an experience, like a cooking class, usually goes down well."),
+        ("can you write a short birthday message? it's for {ref}, [her|his|their] birthday is {birthday}",
+         "Sure: \"Happy birthday! Wishing you a wonderful year ahead.\""),
+    ],
+    ("birthday", "user"): [
+        ("my birthday's on {birthday} and I want to throw a small party, any ideas?",
+         "A picnic or a potluck dinner at home is easy and fun."),
+    ],
+    ("lives_in", "person"): [
+        ("{ref} just moved to {city}, can you help me write a housewarming card?",
+         "Sure: \"Congratulations on the new place! Wishing you many happy days there.\""),
+        ("I'm visiting {ref} next month, [she|he|they] [lives|live] in {city} now. what should I pack?",
+         "Layers, comfortable shoes, a rain jacket and a charger."),
+    ],
+    ("works_at", "person"): [
+        ("{ref} just started at {org}, what's a nice way to congratulate [her|him|them]?",
+         "A short message and a coffee or lunch together is a nice touch."),
+    ],
+    ("role", "user"): [
+        ("I'm a {role}, can you help me write a short bio for LinkedIn?",
+         "Sure: lead with your experience, two strengths and one result you're proud of."),
+    ],
+    ("hobby", "user"): [
+        ("I've been getting into {hobby}, any tips for a beginner?", "Start small, go regularly, and find a group to learn with."),
+    ],
+    ("pet", "user"): [
+        ("I just adopted a {species} called {pet}, what should I buy first?",
+         "A bed, food and water bowls, a few toys, and book a vet check-up."),
+    ],
+    ("condition", "user"): [
+        ("I have {condition}, any tips for a long flight?",
+         "Stay hydrated, move around every hour and keep any medication in your hand luggage."),
+    ],
+    ("diet", "user"): [
+        ("I'm {diet}, what can I cook this week?", "Lentil soup, a veggie stir-fry and a big bean salad are easy wins."),
+    ],
+    ("person", "user"): [
+        ("can you help me write a birthday message for my {rw} {name}?",
+         "Sure: \"Happy birthday! Hope your day is as wonderful as you are.\""),
+        ("what's a good gift for my {rw} {name}? [she|he|they] [likes|like] cooking",
+         "A good chef's knife or a nice spice set."),
+    ],
+}
+REQUESTS: list[tuple[str, str]] = [
+    ("can you suggest a quick dinner for tonight?", "How about a one-pan pasta with whatever vegetables you have?"),
+    ("could you help me write a short email to my landlord about a leaky tap?",
+     "Sure: \"Hi, the kitchen tap has started leaking. Could someone take a look this week? Thanks!\""),
+    ("what's a good stretch after a long run?", "A standing quad stretch: hold each side for 30 seconds."),
+    ("any tips for staying focused when working from home?", "Keep set hours, a separate work spot and short breaks."),
+    ("how long does it take to hard-boil an egg?", "About 10 minutes in boiling water."),
+    ("can you give me a packing list for a weekend trip?", "Clothes for two days, toiletries, chargers, ID and a water bottle."),
+    ("what's a polite way to say no to extra work?", "\"I'd like to help, but I can't take this on without dropping something else.\""),
+    ("remind me how to convert miles to km?", "Multiply by 1.609."),
+    ("can you recommend a podcast for a long drive?", "\"99% Invisible\" is a good one for a drive."),
+    ("help me come up with a name for a group chat?", "How about \"The Usual Suspects\"?"),
+    ("what's a good way to learn new vocabulary?", "Short daily sessions with flashcards and spaced repetition."),
+    ("how do I get coffee stains out of a shirt?", "Rinse with cold water, then dab with a little dish soap before washing."),
+    ("what's a good board game for four people?", "Ticket to Ride is easy to learn and fun with four."),
+    ("quick one: what's 18% of 250?", "45."),
+    ("how do I politely remind someone they owe me money?",
+     "\"Hey, just a friendly reminder about the money from last week, no rush, but let me know.\""),
+    ("can you explain compound interest simply?", "You earn interest on your interest, so savings grow faster over time."),
+    ("what's a good houseplant that's hard to kill?", "A snake plant or a pothos: both forgive missed waterings."),
+    ("any ideas for a rainy Sunday?", "A long brunch, a film marathon or a new recipe."),
+    ("how many cups are in a litre?", "About 4.2 US cups."),
+    ("can you make my to-do list sound less scary? it's just laundry, emails and groceries",
+     "Three small wins today: laundry, inbox, groceries."),
+]
+# how a generic request and a fact clause go together in one message
+BURY_FORMS: list[str] = ["{request} btw {clause}", "{request} oh, and {clause}", "{clause}. anyway, {request}",
+                         "{clause}. unrelated, but {request}", "{request} (also, {clause})", "{clause}. oh and {request}",
+                         "{request} also {clause} lol"]
+REQUEST_CLOSERS: list[str] = ["", "", "", " haha", " :)", " 🙏", " thanks!"]
+BURIED_ACKS: list[str] = ["Also noted: {said}.", "And I'll remember that {said}.", "Noted, too: {said}.",
+                          "I've also saved that {said}."]
+
+# --- the way people really write ---------------------------------------------------------------
+# chatter around the facts of a long message
+CHATTER: list[str] = [
+    "work has been crazy this week", "long week lol", "anyway", "so much going on lately", "sorry, this is a lot",
+    "ok where was I", "not much else is new", "it's been a while", "I'm so tired today", "the weather is awful here",
+    "random, I know", "just catching you up", "life update incoming", "I keep forgetting to tell you things",
+    "let me think what else", "oh right", "ugh, mondays",
+]
+EMOJIS: list[str] = [" 😅", " 🙂", " 😂", " 🎉", " 🙏", " ❤️", " 👍", " 🐶", " ☕", " 😬"]
+SLANG_OPENERS: list[str] = ["ngl ", "tbh ", "lol ", "omg ", "ok so ", "soooo ", "yo ", "heyyy ", "update: ", "k so "]
+# more small talk and requests with nothing to store, some that sound personal but state no fact
+# about the user's world (a hypothetical dog, a general question about bosses)
+SMALL_TALK += [
+    ("What's a good name for a golden retriever puppy?", "Sunny, Maple or Biscuit would all suit a golden."),
+    ("How do I ask for a raise without it being awkward?",
+     "Book a short meeting, bring two or three concrete results, and name the number you have in mind."),
+    ("is it weird to move to a new city alone?", "Not at all, lots of people do it. Joining a club helps you meet people fast."),
+    ("How do I stop a cat from scratching the sofa?", "Put a scratching post right next to it and reward the cat for using it."),
+    ("whats the best way to keep basil alive", "Lots of light, water when the top of the soil is dry, and pinch off the flowers."),
+    ("can you explain what a mortgage is in one sentence?", "A loan to buy a home, paid back with interest over many years."),
+    ("Tell me something interesting about octopuses.", "They can taste with their arms."),
+    ("how many hours of sleep do adults need?", "Most adults need seven to nine hours."),
+    ("Is it better to rent or buy?", "It depends on how long you'll stay and on local prices; buying pays off over longer stays."),
+    ("give me a 10 minute workout", "Two rounds of: 1 minute squats, 1 minute push-ups, 1 minute plank, 1 minute lunges, 1 minute rest."),
+    ("what's the difference between a latte and a flat white?", "A flat white has less milk and a thinner layer of foam."),
+    ("Translate 'good morning' into Spanish.", "Buenos días."),
+    ("haha you're funny", "Glad I could make you smile!"),
+    ("brb", "Sure, I'll be here."),
+    ("ok thanks!!", "You're welcome!"),
+    ("can you write a haiku about coffee?", "Dark cup in my hands, / steam curls into morning light, / the day can begin."),
+    ("How do I politely leave a group chat?", "Post a short thank-you and say you're stepping back to keep your phone quiet."),
+    ("what should I do if I can't sleep?", "Get up, do something calm in dim light, and go back to bed when you feel sleepy."),
+    ("What's the tallest mountain in Africa?", "Kilimanjaro, at about 5,895 metres."),
+    ("How do you make cold brew?", "Steep coarse coffee in cold water for 12 to 18 hours, then strain it."),
+    ("any good icebreakers for a team meeting?", "\"Two truths and a lie\" or \"best thing you ate this week\" both work."),
+    ("is 7am too early to text someone?", "For most people, yes; after 9am is safer unless it's urgent."),
+    ("How do I unclog a drain without chemicals?", "Pour in baking soda, then vinegar, wait 15 minutes and flush with hot water."),
+    ("What are some tips for a first job interview?", "Research the company, prepare three stories about your work, and ask them a question too."),
+    ("I'm bored", "Want a quick idea? A short walk, a new playlist or a five-minute sketch."),
+    ("why is the sky blue?", "Air scatters blue light more than red, so blue reaches your eyes from every direction."),
+    ("can you proofread this: 'their going to the park tomorow'", "\"They're going to the park tomorrow.\""),
+    ("What's a good weekly budget method?", "Try 50/30/20: needs, wants, savings."),
+    ("how do I say no to a wedding invite nicely?",
+     "\"Thank you so much for inviting me; sadly I can't make it, but I'll be celebrating you from afar.\""),
+    ("Suggest a movie for a cozy night in.", "\"Paddington 2\" is warm, funny and great for a cozy night."),
+    ("What's the plural of 'octopus'?", "Octopuses (octopi is common but less correct)."),
+    ("honestly today was rough", "I'm sorry it was a rough day. Want to talk about it, or shall I distract you?"),
+    ("How long do I cook rice?", "About 15 minutes covered on low heat, then 5 minutes resting."),
+    ("what's a good gift for someone who has everything?", "An experience: a concert, a class or a nice dinner."),
+    ("Is coffee bad for you?", "In moderation, up to about four cups a day, it's fine for most adults."),
+    ("what's a fun fact about cats?", "Cats sleep around 12 to 16 hours a day."),
+    ("Explain blockchain like I'm five.", "It's a notebook everyone shares, where pages can be added but never erased."),
+    ("hey", "Hi! What can I do for you?"),
+    ("nvm", "No problem!"),
+    ("can you make a shopping list for pancakes?", "Flour, milk, eggs, butter, a little sugar and baking powder."),
+]

@@ -24,13 +24,17 @@ class Fact:
     """One atomic truth about the user's world: `subject` has `value` for `kind`.
 
     `extra` carries what the kind needs beside the value: the species of a pet, the role word
-    of a third person ("sister"), the prose noun of an event.
+    of a third person ("sister"), the prose noun of an event, a free-form detail's key. A
+    free-form detail ("detail") stores its observation text as the value, with its keywords and
+    the placeholder values its phrasings need (`params`).
     """
 
     kind: str
     subject: str
     value: str
     extra: str = ""
+    keywords: tuple[tuple[str, ...], ...] = ()
+    params: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,9 @@ PERSON_ROLES: dict[str, tuple[str, tuple[str, ...], str]] = {
                                   "in_relationship_with", "has_partner"), "f"),
     "boyfriend": ("partner_of", ("partner_of", "has_boyfriend", "dating", "boyfriend_of", "girlfriend_of",
                                  "in_relationship_with", "has_partner"), "m"),
+    # after a break-up (never drawn for a new person): no type in common with the partner roles'
+    "ex": ("ex_partner_of", ("ex_partner_of", "ex_of", "has_ex", "former_partner_of", "ex_girlfriend_of",
+                             "ex_boyfriend_of", "ex_wife_of", "ex_husband_of", "divorced_from", "previously_dated"), "fmn"),
 }
 PARTNER_ROLES = ("partner", "wife", "husband", "girlfriend", "boyfriend")
 
@@ -120,12 +127,19 @@ OBSERVATION_KINDS: dict[str, ObservationKind] = {
     "breed": ObservationKind("Is a {v}"),
     "topic": ObservationKind("Builds {v}"),
     "month": ObservationKind("Takes place in {v}"),
+    "detail": ObservationKind("{v}"),  # a free-form detail: the value is the observation
 }
+
+
+def vowel_sound(word: str) -> bool:
+    """Whether a word starts with a vowel sound ("optometrist", not "UX researcher" or "ukulele")."""
+    lower = word.lower()
+    return lower[:1] in ("a", "e", "i", "o", "u") and not lower.startswith(("uni", "use", "usu", "ux", "uk", "eu", "one"))
 
 
 def with_article(text: str) -> str:
     """Fixes "a" before a vowel sound ("a optometrist" -> "an optometrist")."""
-    return re.sub(r"\b([Aa]) (?=[aeiouAEIOU])", r"\1n ", text)
+    return re.sub(r"\b([Aa]) (?=(\w+))", lambda m: m.group(1) + ("n " if vowel_sound(m.group(2)) else " "), text)
 
 
 def observation_text(fact: Fact) -> str:
@@ -141,6 +155,8 @@ def _strip_article(value: str) -> str:
 
 def observation_keywords(fact: Fact) -> list[list[str]]:
     """What a stored observation must contain to count: the value, with lenient alternatives."""
+    if fact.keywords:
+        return [list(group) for group in fact.keywords]
     if fact.kind == "birthday":
         month, day = fact.value.split()
         return [[month], [day]]
@@ -249,8 +265,11 @@ class Policy:
                     entities.pop(name, None)
                 relations[:] = [r for r in relations if r[0] not in names and r[2] not in names]
 
-    def plan(self, adds: list[Fact], removes: list[tuple[Fact, RemoveMode]] = (), *, introduce: bool = False) -> Plan:
-        """Gold calls for one user turn: removals first, then new entities, relations, observations."""
+    def plan(self, adds: list[Fact], removes: list[tuple[Fact, RemoveMode]] = (), *, introduce: bool = False,
+             drop: tuple[str, ...] = ()) -> Plan:
+        """Gold calls for one user turn: removals first, then new entities, relations, observations.
+
+        `drop`: entities to forget that nothing links any more (an old employer an update left)."""
         plan = Plan()
         state = self._existing()
         entities: dict[str, Any] = state["entities"]
@@ -260,6 +279,9 @@ class Policy:
         deleted_relations: list[dict[str, str]] = []
         deleted_observations: dict[str, list[str]] = {}
         deleted_entities: list[str] = []
+        for name in drop:
+            deleted_entities.append(name)
+            plan.retract.append({"kind": "entity", "name": name, "type": [entities[name].entity_type]})
         for fact, mode in removes:
             subject = self.stored_name(fact.subject)
             if fact.kind in ("person", "pet") and mode == "forget":
@@ -292,7 +314,9 @@ class Policy:
                 if entity.entity_type == "person" and fact.kind != "person":
                     continue
                 still_linked = any(name in (r[0], r[2]) for r in remaining)
-                if not still_linked and not entity.observations:
+                # a forgotten person's pet goes with what was said about it; a place or an
+                # organisation with observations of its own stays
+                if not still_linked and (not entity.observations or fact.kind in ("person", "pet")):
                     deleted_entities.append(name)
                     plan.retract.append({"kind": "entity", "name": name, "type": [entity.entity_type]})
         if deleted_observations:
@@ -338,3 +362,104 @@ class Policy:
                 {"entityName": name, "contents": texts} for name, texts in additions.items()]}})
         self._apply(plan.calls)
         return plan
+
+
+# --- rejected calls, for turns that recover from a tool error -----------------------------------
+# A model that skips create_entities, or misspells a name, gets the server's error for that
+# call ("Entity with name Mia not found") and must send the corrected calls. These helpers turn
+# the gold calls of a turn into such a first attempt, and say what is left to do after it.
+
+RECOVERABLE = ("create_relations", "add_observations")  # the writes that fail on a missing entity
+
+
+def created_names(calls: list[dict[str, Any]]) -> list[str]:
+    return [e["name"] for c in calls if c["name"] == "create_entities" for e in c["arguments"]["entities"]]
+
+
+def required_names(call: dict[str, Any]) -> list[str]:
+    """The entities a write needs, in the order the store checks them (the first missing one is
+    the one its error names)."""
+    args = call["arguments"]
+    if call["name"] == "create_relations":
+        names = [n for r in args["relations"] for n in (r["from"], r["to"])]
+    elif call["name"] == "add_observations":
+        names = [a["entityName"] for a in args["observations"]]
+    else:
+        return []
+    return list(dict.fromkeys(names))
+
+
+def without_creating(calls: list[dict[str, Any]], skipped: set[str]) -> list[dict[str, Any]]:
+    """The calls as a model writes them when it forgets to create the entities in `skipped`:
+    they leave create_entities, and their inline observations go to add_observations."""
+    out: list[dict[str, Any]] = []
+    moved: dict[str, list[str]] = {}
+    for call in calls:
+        if call["name"] != "create_entities":
+            out.append(call)
+            continue
+        kept = [e for e in call["arguments"]["entities"] if e["name"] not in skipped]
+        for e in call["arguments"]["entities"]:
+            if e["name"] in skipped and e["observations"]:
+                moved[e["name"]] = list(e["observations"])
+        if kept:
+            out.append({"name": "create_entities", "arguments": {"entities": kept}})
+    if moved:
+        additions = [{"entityName": n, "contents": c} for n, c in moved.items()]
+        for i, call in enumerate(out):
+            if call["name"] == "add_observations":
+                out[i] = {"name": "add_observations",
+                          "arguments": {"observations": additions + call["arguments"]["observations"]}}
+                break
+        else:
+            out.append({"name": "add_observations", "arguments": {"observations": additions}})
+    return out
+
+
+def renamed(calls: list[dict[str, Any]], right: str, wrong: str) -> list[dict[str, Any]]:
+    """The calls with `wrong` written for the entity `right` in every relation and observation
+    write (deletions keep the right name: a deletion of a missing name is no error, it silently
+    does nothing, which no retry would follow)."""
+    def fix(name: str) -> str:
+        return wrong if name == right else name
+
+    out = []
+    for call in calls:
+        args = call["arguments"]
+        if call["name"] == "create_relations":
+            call = {"name": call["name"], "arguments": {"relations": [
+                {"from": fix(r["from"]), "to": fix(r["to"]), "relationType": r["relationType"]} for r in args["relations"]]}}
+        elif call["name"] == "add_observations":
+            call = {"name": call["name"], "arguments": {"observations": [
+                {"entityName": fix(a["entityName"]), "contents": a["contents"]} for a in args["observations"]]}}
+        out.append(call)
+    return out
+
+
+def calls_left(gold: list[dict[str, Any]], done: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What of the gold calls the accepted calls in `done` did not already write, in gold order."""
+    made = set(created_names(done))
+    related = {(r["from"], r["relationType"], r["to"]) for c in done if c["name"] == "create_relations"
+               for r in c["arguments"]["relations"]}
+    added = {(a["entityName"], text) for c in done if c["name"] == "add_observations"
+             for a in c["arguments"]["observations"] for text in a["contents"]}
+    out = []
+    for call in gold:
+        args = call["arguments"]
+        if call in done:
+            continue
+        if call["name"] == "create_entities":
+            entities = [e for e in args["entities"] if e["name"] not in made]
+            call = {"name": call["name"], "arguments": {"entities": entities}} if entities else None
+        elif call["name"] == "create_relations":
+            relations = [r for r in args["relations"] if (r["from"], r["relationType"], r["to"]) not in related]
+            call = {"name": call["name"], "arguments": {"relations": relations}} if relations else None
+        elif call["name"] == "add_observations":
+            additions = [{"entityName": a["entityName"], "contents": [t for t in a["contents"]
+                                                                      if (a["entityName"], t) not in added]}
+                         for a in args["observations"]]
+            additions = [a for a in additions if a["contents"]]
+            call = {"name": call["name"], "arguments": {"observations": additions}} if additions else None
+        if call is not None:
+            out.append(call)
+    return out

@@ -10,6 +10,8 @@ import random
 import re
 from dataclasses import dataclass
 
+from memlora.data.policy import vowel_sound
+
 _TOKEN = re.compile(r"\{(\w+)\}|\[([^\]]+)\]")
 PRONOUNS = {"f": "she", "m": "he", "n": "they"}
 POSSESSIVES = {"f": "her", "m": "his", "n": "their"}
@@ -51,7 +53,7 @@ def fill(template: str, slots: dict[str, str | list[Piece]], gender: str = "n", 
         pieces.append(Piece(template[position:]))
     for i in range(len(pieces) - 1):  # "a {role}" before a vowel: "an"
         text, following = pieces[i].text, pieces[i + 1].text
-        if re.search(r"(^|\s)[Aa] $", text) and following[:1].lower() in "aeiou" and following:
+        if re.search(r"(^|\s)[Aa] $", text) and following and vowel_sound(following):
             pieces[i] = Piece(text[:-1] + "n ", pieces[i].value)
     return pieces
 
@@ -80,7 +82,8 @@ def finish(pieces: list[Piece], *, casual: bool) -> str:
 
 
 def add_typo(pieces: list[Piece], rng: random.Random) -> tuple[list[Piece], bool]:
-    """Swaps two inner letters of one literal word of four letters or more, if there is one."""
+    """One slip of the keyboard in a literal word of four letters or more, if there is one: two
+    inner letters swapped, one dropped, or one doubled."""
     candidates = [
         (i, m.start(), m.end())
         for i, piece in enumerate(pieces)
@@ -93,7 +96,13 @@ def add_typo(pieces: list[Piece], rng: random.Random) -> tuple[list[Piece], bool
     text = pieces[index].text
     word = text[start:end]
     k = rng.randrange(1, len(word) - 2)
-    word = word[:k] + word[k + 1] + word[k] + word[k + 2:]
+    slip = rng.random()
+    if slip < 0.5:
+        word = word[:k] + word[k + 1] + word[k] + word[k + 2:]
+    elif slip < 0.75:
+        word = word[:k] + word[k + 1:]
+    else:
+        word = word[:k] + word[k] + word[k:]
     pieces = list(pieces)
     pieces[index] = Piece(text[:start] + word + text[end:])
     return pieces, True

@@ -16,13 +16,23 @@ from memlora.data.generator import GeneratedEpisode, GenSession
 
 
 def session_messages(session: GenSession) -> list[dict[str, Any]]:
-    """The conversation of one session, as the row's `messages`."""
+    """The conversation of one session, as the row's `messages`.
+
+    A recovery turn has two messages of calls: the first, partly rejected one with the server's
+    error texts as its results, marked `"loss": false` (the trainer gives it no loss: the model
+    should learn the correction, not the mistake), then the corrected calls."""
     messages = session_opening(session.opening_graph)
     for turn in session.turns:
         messages.append({"role": "user", "content": turn.user})
-        if turn.calls:
-            messages.append(tool_call_message(turn.calls))
-            for call, result in zip(turn.calls, turn.results, strict=True):
+        calls, results = turn.calls, turn.results
+        if turn.attempt is not None:
+            messages.append({**tool_call_message(turn.attempt.calls), "loss": False})
+            for call, result in zip(turn.attempt.calls, turn.attempt.results, strict=True):
+                messages.append(tool_result_message(call["name"], result))
+            calls, results = calls[turn.attempt.kept:], results[turn.attempt.kept:]
+        if calls:
+            messages.append(tool_call_message(calls))
+            for call, result in zip(calls, results, strict=True):
                 messages.append(tool_result_message(call["name"], result))
         messages.append({"role": "assistant", "content": turn.reply})
     return messages

@@ -19,22 +19,22 @@ SPLITS: tuple[Split, ...] = ("train", "validation", "test")
 FIRST_NAMES: dict[str, list[tuple[str, str]]] = {
     "english": [(n, "f") for n in "Alice Emma Olivia Charlotte Grace Hannah Lucy Megan Sophie Chloe Abigail Harriet Eleanor Rosie Jessica Laura Rachel Natalie Victoria Bethany".split()]
     + [(n, "m") for n in "James Oliver Harry George Thomas William Jack Daniel Samuel Edward Henry Joseph Matthew Benjamin Oscar Alfie Callum Lewis Nathan Ryan".split()],
-    "spanish": [(n, "f") for n in "Lucia Carmen Paula Elena Marta Alba Noelia Rocio Ines Pilar Valeria Ximena Lorena Camila Daniela".split()]
-    + [(n, "m") for n in "Alejandro Pablo Javier Diego Sergio Mateo Alvaro Hugo Rodrigo Manuel Ignacio Joaquin Esteban Gonzalo Raul".split()],
-    "portuguese": [(n, "f") for n in "Beatriz Mariana Leonor Joana Carolina Raquel Teresa Luana Thaissa Giovana".split()]
-    + [(n, "m") for n in "Joao Tiago Duarte Rafael Goncalo Bruno Caio Thiago Vinicius Rui".split()],
-    "french": [(n, "f") for n in "Camille Manon Chloe Juliette Amelie Margaux Oceane Solene Elodie Agathe Clemence Lea".split()]
-    + [(n, "m") for n in "Louis Gabriel Arthur Mathis Theo Antoine Baptiste Quentin Maxime Julien Remi Bastien".split()],
-    "german": [(n, "f") for n in "Anna Lena Johanna Greta Frieda Katrin Ulrike Sabine Annika Wiebke".split()]
-    + [(n, "m") for n in "Lukas Jonas Felix Maximilian Tobias Florian Matthias Jannik Dirk Henning".split()],
+    "spanish": [(n, "f") for n in "Lucia Carmen Paula Elena Marta Alba Noelia Rocio Ines Pilar Valeria Ximena Lorena Camila Daniela Inés Sofía Begoña".split()]
+    + [(n, "m") for n in "Alejandro Pablo Javier Diego Sergio Mateo Alvaro Hugo Rodrigo Manuel Ignacio Joaquin Esteban Gonzalo Raul Tomás Andrés Íñigo".split()],
+    "portuguese": [(n, "f") for n in "Beatriz Mariana Leonor Joana Carolina Raquel Teresa Luana Thaissa Giovana Conceição Lígia".split()]
+    + [(n, "m") for n in "Joao Tiago Duarte Rafael Goncalo Bruno Caio Thiago Vinicius Rui Gonçalo Simão".split()],
+    "french": [(n, "f") for n in "Camille Manon Chloe Juliette Amelie Margaux Oceane Solene Elodie Agathe Clemence Lea Hélène Zoé Céline".split()]
+    + [(n, "m") for n in "Louis Gabriel Arthur Mathis Theo Antoine Baptiste Quentin Maxime Julien Remi Bastien Jérôme Loïc".split()],
+    "german": [(n, "f") for n in "Anna Lena Johanna Greta Frieda Katrin Ulrike Sabine Annika Wiebke Jördis Anneliese".split()]
+    + [(n, "m") for n in "Lukas Jonas Felix Maximilian Tobias Florian Matthias Jannik Dirk Henning Jürgen Jörg".split()],
     "italian": [(n, "f") for n in "Giulia Chiara Francesca Alessia Martina Federica Ilaria Serena Valentina Beatrice".split()]
     + [(n, "m") for n in "Marco Luca Matteo Giovanni Lorenzo Andrea Davide Stefano Riccardo Emanuele".split()],
-    "nordic": [(n, "f") for n in "Ingrid Astrid Sigrid Freja Maja Linnea Elin Saga Hanne Tuva".split()]
-    + [(n, "m") for n in "Erik Lars Anders Magnus Nils Oskar Henrik Soren Leif Bjorn".split()],
-    "slavic": [(n, "f") for n in "Anastasia Katarzyna Zofia Olena Milena Irina Darya Jelena Agnieszka Vesna".split()]
-    + [(n, "m") for n in "Dmitri Mikhail Piotr Tomasz Andrzej Bogdan Nikola Milos Yaroslav Oleksandr".split()],
-    "greek_turkish": [(n, "f") for n in "Eleni Katerina Zeynep Elif Ayse Despina Selin Ioanna".split()]
-    + [(n, "m") for n in "Nikos Yannis Emre Mehmet Burak Kostas Stavros Kerem".split()],
+    "nordic": [(n, "f") for n in "Ingrid Astrid Sigrid Freja Maja Linnea Elin Saga Hanne Tuva Åsa Sølvi".split()]
+    + [(n, "m") for n in "Erik Lars Anders Magnus Nils Oskar Henrik Soren Leif Bjorn Søren Björn".split()],
+    "slavic": [(n, "f") for n in "Anastasia Katarzyna Zofia Olena Milena Irina Darya Jelena Agnieszka Vesna Małgorzata Dagmar".split()]
+    + [(n, "m") for n in "Dmitri Mikhail Piotr Tomasz Andrzej Bogdan Nikola Milos Yaroslav Oleksandr Łukasz Zdeněk".split()],
+    "greek_turkish": [(n, "f") for n in "Eleni Katerina Zeynep Elif Ayse Despina Selin Ioanna Ayşe Gülşen".split()]
+    + [(n, "m") for n in "Nikos Yannis Emre Mehmet Burak Kostas Stavros Kerem Çağan Barış".split()],
     "arabic": [(n, "f") for n in "Fatima Layla Aisha Yasmin Noor Mariam Salma Huda Rania Dalia".split()]
     + [(n, "m") for n in "Omar Youssef Khalid Tariq Karim Hassan Samir Bilal Ziad Faisal".split()],
     "persian": [(n, "f") for n in "Shirin Parisa Leila Nasrin Mahsa Roya".split()]
@@ -53,8 +53,8 @@ FIRST_NAMES: dict[str, list[tuple[str, str]]] = {
     + [(n, "m") for n in "Budi Agus Rizky Bayu Paolo Jericho Ramon Dario".split()],
     "african": [(n, "f") for n in "Amara Chiamaka Ngozi Zanele Thandiwe Wanjiru Abena Ayodele Nia Folake Imani Zuri".split()]
     + [(n, "m") for n in "Kwame Chinedu Emeka Sipho Tendai Kofi Oluwaseun Babajide Jabari Themba Kamau Yaw".split()],
-    "latin_american": [(n, "f") for n in "Guadalupe Fernanda Renata Luciana Paloma Itzel Araceli Marisol".split()]
-    + [(n, "m") for n in "Santiago Emiliano Leonardo Ricardo Andres Octavio Fabian Mauricio".split()],
+    "latin_american": [(n, "f") for n in "Guadalupe Fernanda Renata Luciana Paloma Itzel Araceli Marisol Xóchitl Mónica".split()]
+    + [(n, "m") for n in "Santiago Emiliano Leonardo Ricardo Andres Octavio Fabian Mauricio Raúl Joaquín".split()],
     "hebrew": [(n, "f") for n in "Noa Tamar Yael Shira Avital Maya".split()]
     + [(n, "m") for n in "Eitan Yonatan Ariel Noam Itai Omri".split()],
     "neutral": [(n, "n") for n in "Alex Sam Robin Jordan Charlie Taylor Casey Riley Quinn Avery Morgan Jamie Rowan Sasha Ari Kit".split()],
@@ -62,14 +62,14 @@ FIRST_NAMES: dict[str, list[tuple[str, str]]] = {
 
 SURNAMES: dict[str, list[str]] = {
     "english": "Smith Johnson Walker Wright Thompson Hughes Clarke Turner Harrison Bennett Fletcher Holloway Pemberton Ashford Whitaker Gallagher Brennan Doyle Sullivan Murphy".split(),
-    "spanish": "Garcia Fernandez Lopez Martinez Sanchez Romero Navarro Torres Dominguez Vazquez Ramos Gil Serrano Molina Ortega".split(),
-    "portuguese": "Silva Santos Oliveira Pereira Costa Ferreira Almeida Carvalho Ribeiro Moreira".split(),
-    "french": "Dubois Moreau Laurent Lefebvre Girard Bonnet Dupont Lambert Fontaine Rousseau Mercier Chevalier".split(),
-    "german": "Muller Schneider Fischer Weber Becker Hoffmann Schulz Koch Richter Wolf Neumann Zimmermann".split(),
+    "spanish": "Garcia Fernandez Lopez Martinez Sanchez Romero Navarro Torres Dominguez Vazquez Ramos Gil Serrano Molina Ortega Muñoz Peña Núñez".split(),
+    "portuguese": "Silva Santos Oliveira Pereira Costa Ferreira Almeida Carvalho Ribeiro Moreira Gonçalves Simões".split(),
+    "french": "Dubois Moreau Laurent Lefebvre Girard Bonnet Dupont Lambert Fontaine Rousseau Mercier Chevalier Lefèvre Bélanger".split(),
+    "german": "Muller Schneider Fischer Weber Becker Hoffmann Schulz Koch Richter Wolf Neumann Zimmermann Köhler Schröder".split(),
     "italian": "Rossi Russo Ferrari Esposito Bianchi Romano Colombo Ricci Marino Greco Bruno Gallo".split(),
-    "nordic": "Andersson Johansson Nilsson Larsen Hansen Lindqvist Berg Dahl Haugen Virtanen".split(),
-    "slavic": "Kowalski Nowak Wisniewski Ivanova Petrov Novak Horvat Kovalenko Shevchenko Jovanovic".split(),
-    "greek_turkish": "Papadopoulos Georgiou Nikolaidis Yilmaz Kaya Demir Celik Sahin".split(),
+    "nordic": "Andersson Johansson Nilsson Larsen Hansen Lindqvist Berg Dahl Haugen Virtanen Sørensen Åberg".split(),
+    "slavic": "Kowalski Nowak Wisniewski Ivanova Petrov Novak Horvat Kovalenko Shevchenko Jovanovic Wójcik Dvořák".split(),
+    "greek_turkish": "Papadopoulos Georgiou Nikolaidis Yilmaz Kaya Demir Celik Sahin Öztürk Aydın".split(),
     "arabic": "Haddad Mansour Khalil Nasser Saleh Hamdan Farouk Aziz Rahman Qureshi".split(),
     "persian": "Karimi Hosseini Rahimi Tehrani Ahmadi Moradi".split(),
     "south_asian": "Patel Sharma Gupta Iyer Reddy Nair Chatterjee Mehta Desai Kapoor Malhotra Siddiqui".split(),
@@ -79,7 +79,7 @@ SURNAMES: dict[str, list[str]] = {
     "vietnamese_thai": "Nguyen Tran Pham Hoang Vu Srisai Chaiyaporn Wongsakul".split(),
     "indonesian_filipino": "Santoso Wijaya Halim Reyes Cruz Bautista Villanueva Mendoza".split(),
     "african": "Okafor Adeyemi Mensah Nkosi Dlamini Mwangi Otieno Boateng Abiodun Eze Banda Mutasa".split(),
-    "latin_american": "Hernandez Gutierrez Castillo Morales Vargas Rojas Aguilar Medina".split(),
+    "latin_american": "Hernandez Gutierrez Castillo Morales Vargas Rojas Aguilar Medina Ibáñez Suárez".split(),
     "hebrew": "Cohen Levi Mizrahi Peretz Friedman Katz".split(),
     "neutral": "Quinn Parker Reed Hayes Ellis Morgan Blake Foster".split(),
 }
@@ -194,9 +194,40 @@ ALLERGIES: list[str] = ["peanuts", "shellfish", "penicillin", "cats", "pollen", 
 CONDITIONS: list[str] = ["asthma", "type 1 diabetes", "migraines", "a bad knee", "lactose intolerance", "high blood pressure",
                          "a back injury", "celiac disease", "eczema", "insomnia"]
 COLORS: list[str] = ["teal", "mustard yellow", "burgundy", "forest green", "lavender", "navy blue", "coral", "orange"]
+FOOD_ALLERGIES: set[str] = {"peanuts", "shellfish", "gluten", "sesame", "tree nuts", "eggs"}
+WEEKDAYS: list[str] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+# How people name their relatives and contacts besides the plain role word: family words,
+# nicknames and words from other languages ("my abuela Rosa"). The relation stays the role's
+# (memory-conventions.md); only the message changes. Gendered words only for gendered roles.
+KIN_WORDS: dict[str, list[str]] = {
+    "sister": ["sis", "big sister", "little sister", "older sister", "younger sister", "hermana", "didi"],
+    "brother": ["bro", "big brother", "little brother", "older brother", "hermano", "bhai"],
+    "mother": ["mum", "mom", "mama", "mamá", "ammi"],
+    "father": ["dad", "papa", "papá", "baba", "pops"],
+    "grandmother": ["grandma", "nana", "granny", "abuela", "oma", "nonna", "babushka"],
+    "grandfather": ["grandpa", "granddad", "abuelo", "opa", "nonno"],
+    "aunt": ["auntie", "tía", "tante"],
+    "uncle": ["tío", "onkel", "zio"],
+    "daughter": ["eldest daughter", "youngest daughter", "little girl"],
+    "son": ["eldest son", "youngest son", "little boy"],
+    "cousin": ["cuz", "older cousin"],
+    "friend": ["buddy", "mate", "pal", "old friend"],
+    "best friend": ["bestie", "bff", "best mate"],
+    "coworker": ["colleague", "work buddy", "teammate at work"],
+    "boss": ["manager", "supervisor", "line manager"],
+    "neighbor": ["neighbour", "next-door neighbor"],
+    "roommate": ["flatmate", "housemate"],
+    "mentor": ["old mentor", "PhD advisor"],
+    "partner": ["other half", "significant other"],
+    "wife": ["missus", "better half"],
+    "husband": ["hubby", "better half"],
+    "girlfriend": ["gf"],
+    "boyfriend": ["bf"],
+}
 
 
-def _bucket(item: str) -> Split:
+def bucket(item: str) -> Split:
     """Stable 70/15/15 assignment of a string to a split; the same string lands in the same split
     whichever pool it comes from (Quinn the first name and Quinn the surname), so splits stay disjoint."""
     value = zlib.crc32(item.lower().encode("utf-8")) % 20
@@ -209,7 +240,7 @@ def _bucket(item: str) -> Split:
 
 def split_pool(items: list[str], split: Split) -> list[str]:
     """The part of `items` that belongs to `split` (deduplicated, order kept)."""
-    return [item for item in dict.fromkeys(items) if _bucket(item) == split]
+    return [item for item in dict.fromkeys(items) if bucket(item) == split]
 
 
 @dataclass(frozen=True)
@@ -230,7 +261,7 @@ def pools_for(split: Split) -> Pools:
     first: dict[str, list[tuple[str, str]]] = {}
     sur: dict[str, list[str]] = {}
     for culture, names in FIRST_NAMES.items():
-        firsts = [(n, g) for n, g in dict.fromkeys(names) if _bucket(n) == split]
+        firsts = [(n, g) for n, g in dict.fromkeys(names) if bucket(n) == split]
         lasts = split_pool(SURNAMES[culture], split)
         if len(firsts) >= 2 and lasts:
             first[culture], sur[culture] = firsts, lasts
@@ -241,5 +272,5 @@ def pools_for(split: Split) -> Pools:
         org_prefixes=split_pool(ORG_PREFIXES, split),
         pet_names=split_pool(PET_NAMES, split),
         # "Project Kestrel" goes where "Kestrel" (an organisation prefix too) goes
-        project_names=[p for p in dict.fromkeys(PROJECT_NAMES) if _bucket(p.split()[-1]) == split],
+        project_names=[p for p in dict.fromkeys(PROJECT_NAMES) if bucket(p.split()[-1]) == split],
     )

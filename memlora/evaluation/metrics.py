@@ -94,6 +94,7 @@ def _turn_summary(turn: TurnRecord, needs_no_write: bool | None) -> dict[str, An
                 "mode": step.mode,
                 "format_valid": step.format_valid,
                 "prompt_tokens": step.prompt_tokens,
+                "cached_prompt_tokens": step.cached_prompt_tokens,
                 "completion_tokens": step.completion_tokens,
                 "seconds": step.seconds,
                 "calls": [vars(call) for call in step.calls],
@@ -214,16 +215,17 @@ def summarize(scored: Iterable[dict[str, Any]], max_new_tokens: int | None = Non
     # "don't know" on probes memory can answer against those it cannot: a model that abstains
     # more often everywhere raises both, one that reads the memory only the second
     dont_know = {"answerable": Share(), "unanswerable": Share()}
-    turns = tokens = completion_tokens = 0
+    turns = tokens = completion_tokens = prompt_tokens_run = 0
     seconds = 0.0
 
     def count_turn(turn: dict[str, Any], phase: str) -> None:
-        nonlocal turns, tokens, completion_tokens, seconds
+        nonlocal turns, tokens, completion_tokens, seconds, prompt_tokens_run
         turns += 1
         tokens += turn["tokens"]
         completion_tokens += turn["completion_tokens"]
         seconds += turn["seconds"]
         for step in turn["steps"]:
+            prompt_tokens_run += step["prompt_tokens"] - step.get("cached_prompt_tokens", 0)
             for key in (phase, "all"):
                 step_valid[key].add(step["format_valid"])
             if max_new_tokens and not step["format_valid"]:
@@ -304,6 +306,9 @@ def summarize(scored: Iterable[dict[str, Any]], max_new_tokens: int | None = Non
             "count": turns,
             "tokens_per_turn": tokens / turns if turns else None,
             "completion_tokens_per_turn": completion_tokens / turns if turns else None,
+            # prompt tokens the model ran (not found in the engine's caches); older runs did not
+            # record the cached part, so there it equals the whole prompt
+            "prompt_tokens_run_per_turn": prompt_tokens_run / turns if turns else None,
             "seconds_per_turn": seconds / turns if turns else None,
         },
     }

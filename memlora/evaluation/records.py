@@ -33,6 +33,8 @@ class StepRecord:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+    cached_prompt_tokens: int = 0  # of prompt_tokens, reused from the engine's caches, not run again
+    prefill_seconds: float = 0.0  # of seconds, running the prompt tokens that were not cached
 
     @property
     def format_valid(self) -> bool:
@@ -118,6 +120,8 @@ def _turn(data: dict[str, Any]) -> TurnRecord:
                 prompt_tokens=s.get("prompt_tokens", 0),
                 completion_tokens=s.get("completion_tokens", 0),
                 seconds=s.get("seconds", 0.0),
+                cached_prompt_tokens=s.get("cached_prompt_tokens", 0),
+                prefill_seconds=s.get("prefill_seconds", 0.0),
             )
             for s in data.get("steps", [])
         ],

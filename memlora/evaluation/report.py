@@ -46,6 +46,7 @@ HEADLINE: tuple[tuple[str, str], ...] = (
     ("\"don't know\" on probes without one", "probes.dont_know.unanswerable"),
     ("tokens per turn", "turns.tokens_per_turn"),
     ("generated tokens per turn", "turns.completion_tokens_per_turn"),
+    ("prompt tokens run per turn (not cached)", "turns.prompt_tokens_run_per_turn"),
     ("seconds per turn", "turns.seconds_per_turn"),
 )
 

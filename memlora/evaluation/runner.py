@@ -246,6 +246,8 @@ def turn_from_agent(turn: Any) -> TurnRecord:
                 prompt_tokens=step.prompt_tokens,
                 completion_tokens=step.completion_tokens,
                 seconds=step.seconds,
+                cached_prompt_tokens=step.cached_prompt_tokens,
+                prefill_seconds=step.prefill_seconds,
             )
         )
     return TurnRecord(user=turn.user, steps=steps, reply=turn.reply, seconds=turn.seconds, stop=turn.stop)

@@ -18,11 +18,15 @@ must not call `prepare_for_cpu_inference`.
 
 from __future__ import annotations
 
+import functools
+import logging
 from typing import Any
 
 import torch
 from torch import nn
 from transformers.cache_utils import DynamicCache, DynamicLayer
+
+logger = logging.getLogger(__name__)
 
 ATTENTION_NAME = "memlora_cpu"
 SMALL_QUERY = 16
@@ -203,13 +207,23 @@ def merge_lora_layers(model: nn.Module, kernels: dict[torch.dtype, type[PackedLi
     return count
 
 
+@functools.cache
 def mkldnn_bf16_available() -> bool:
+    """Whether oneDNN's packed bf16 linear runs, and runs right, in this PyTorch build on this CPU.
+
+    The kernels are private operators (`torch.ops.mkldnn.*`): a build may lack them, change their
+    signature, or the CPU may lack the instructions. Any failure means plain matmuls, said once."""
     try:
         layer = nn.Linear(32, 32, dtype=torch.bfloat16)
         x = torch.ones(1, 32, dtype=torch.bfloat16)
-        return bool(torch.allclose(PackedLinear.of(layer)(x), layer(x)))
-    except (RuntimeError, AttributeError):
-        return False
+        if bool(torch.allclose(PackedLinear.of(layer)(x), layer(x))):
+            return True
+        problem = "wrong results"
+    except Exception as error:  # noqa: BLE001 - private operators fail in build-specific ways
+        problem = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    logger.warning("memlora: oneDNN packed bf16 kernels unavailable here (%s); bf16 layers use plain matmuls",
+                   problem)
+    return False
 
 
 def prepare_for_cpu_inference(model: Any) -> dict[str, Any]:
@@ -221,7 +235,8 @@ def prepare_for_cpu_inference(model: Any) -> dict[str, Any]:
     model.set_attn_implementation(ATTENTION_NAME)
     done["attention"] = ATTENTION_NAME
     kernels: dict[torch.dtype, type[PackedLinear] | type[PlainLinear]] = {torch.float32: PlainLinear}
-    if mkldnn_bf16_available():  # needs AVX-512 or AVX-NE-CONVERT; plain bf16 matmuls otherwise
+    has_bf16 = any(p.dtype == torch.bfloat16 for p in model.parameters())
+    if has_bf16 and mkldnn_bf16_available():  # needs AVX-512 or AVX-NE-CONVERT; plain bf16 matmuls otherwise
         done["packed_linear"] = pack_linear_weights(model)
         kernels[torch.bfloat16] = PackedLinear
     done["merged_lora"] = merge_lora_layers(model, kernels)

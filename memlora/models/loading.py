@@ -166,6 +166,25 @@ def cpu_flags() -> set[str]:
     return flags
 
 
+def cpu_description() -> str:
+    """The CPU a measurement ran on, as benchmarks record it: model name, logical CPUs, and the
+    flags that decide memlora's speed ("AMD EPYC, 2 CPUs, avx2, no bf16")."""
+    import platform
+
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                name = line.partition(":")[2].strip()
+                break
+    except OSError:
+        pass
+    flags = cpu_flags()
+    vector = "avx512f" if "avx512f" in flags else "avx2" if "avx2" in flags else "no avx2"
+    bf16 = ", ".join(sorted(flags & NATIVE_BF16_FLAGS)) or "no bf16"
+    return f"{name}, {os.cpu_count()} CPUs, {vector}, {bf16}"
+
+
 def choose_dtype(device: torch.device, requested: str | torch.dtype | None = None) -> torch.dtype:
     """The weight dtype for `device`: `requested`, else $MEMLORA_DTYPE, else "auto".
 

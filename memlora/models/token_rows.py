@@ -69,8 +69,9 @@ class FastTokenRows:
             if name not in layer.token_indices:
                 continue
             index = self.index.get(name)
-            if index is None:
-                index = self.index[name] = torch.tensor(layer.token_indices[name], device=result.device)
+            if index is None:  # a plain tensor even when first made under inference mode, so training can use it
+                with torch.inference_mode(False):
+                    index = self.index[name] = torch.tensor(layer.token_indices[name], device=result.device)
             rows = layer.trainable_tokens_delta[name]
             base = layer.base_layer
             if isinstance(base, nn.Embedding):

@@ -5,26 +5,50 @@ Python signatures, so the published schemas stay exactly those of the reference 
 Arguments arrive as raw JSON and are checked by `memlora.store.validate`, which names the
 offending field; every failure the store raises on purpose becomes an MCP tool error (isError)
 with the store's message as its text, e.g. `Entity with name X not found`.
+
+Store calls run on the event loop, except one that would wait for a lock: that one moves to a
+worker thread (see `memlora.store.locking`), so pings and other calls are answered meanwhile.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
 from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.server.mcpserver.resources import FunctionResource
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, TextContent
 
 from memlora.store import validate
 from memlora.store.base import MemoryStore
+from memlora.store.failures import unexpected_failure
 from memlora.store.graph import DEFAULT_LIMITS, KnowledgeGraph, Limits, StoreError
+from memlora.store.locking import WouldBlock, no_wait
 from memlora.server.schemas import RESOURCE_URI, TOOL_SPECS
 
 SERVER_NAME = "memlora"
+T = TypeVar("T")
+
+
+async def run_store_call(call: Callable[[], T]) -> T:
+    """Runs `call` on the event loop, or on a worker thread if it would wait for a lock.
+
+    The store runs on the event loop thread on purpose: an SQLite call takes tens of
+    microseconds, a hop to a worker thread costs milliseconds on a busy machine. But a call
+    that waits there stalls every other request, so under `no_wait()` a store raises
+    `WouldBlock` before doing anything, and the call starts over where waiting is harmless.
+    """
+    try:
+        with no_wait():
+            return call()
+    except WouldBlock:
+        return await anyio.to_thread.run_sync(call)
 
 
 def _version() -> str:
@@ -64,13 +88,12 @@ class _Tools:
         self.limits = limits
 
     async def _run(self, call: Callable[[], CallToolResult]) -> CallToolResult:
-        # The store runs on the event loop thread on purpose: an SQLite call takes tens of
-        # microseconds, a hop to a worker thread costs milliseconds on a busy machine, and the
-        # store serialises its calls with a lock anyway.
         try:
-            return call()
+            return await run_store_call(call)
         except StoreError as error:
             return _error(error)
+        except (OSError, sqlite3.Error) as error:  # a failure no store translated: no file names
+            return _error(unexpected_failure(error))
 
     async def create_entities(self, entities: Any = None) -> CallToolResult:
         def call() -> CallToolResult:
@@ -171,8 +194,16 @@ def build_server(store: MemoryStore, limits: Limits = DEFAULT_LIMITS, records: A
 
         tools += record_tools(records)
 
-    def knowledge_graph() -> str:
-        return pretty_json(store.read_graph().to_dict())
+    async def knowledge_graph() -> str:
+        # A ResourceError's text reaches the client (anything else becomes a bare "Error
+        # reading resource"), so a corrupt file's line number is seen where it is needed.
+        try:
+            graph = await run_store_call(store.read_graph)
+        except StoreError as error:
+            raise ResourceError(str(error)) from None
+        except (OSError, sqlite3.Error) as error:
+            raise ResourceError(str(unexpected_failure(error))) from None
+        return pretty_json(graph.to_dict())
 
     resource = FunctionResource.from_function(
         knowledge_graph,

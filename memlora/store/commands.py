@@ -21,6 +21,11 @@ from memlora.store.graph import StoreError
 from memlora.store.jsonl import format_graph
 
 _STORE_HELP = "Store URL: sqlite:PATH, jsonl:PATH. Default: jsonl:$MEMORY_FILE_PATH if set, else the user SQLite store."
+_allow_other_tables = click.option(
+    "--allow-other-tables",
+    is_flag=True,
+    help="Use SQLite files that hold another program's tables (memlora adds its own and switches them to WAL).",
+)
 
 
 def _source_url(source: str) -> str:
@@ -35,7 +40,8 @@ def _source_url(source: str) -> str:
 @click.command("import")
 @click.argument("source")
 @click.option("--store", "store_url", metavar="URL", help=_STORE_HELP)
-def import_command(source: str, store_url: str | None) -> None:
+@_allow_other_tables
+def import_command(source: str, store_url: str | None, allow_other_tables: bool) -> None:
     """Merge the graph in SOURCE (a JSONL file or a store URL) into --store.
 
     New entities and relations are added, observations of entities already present are merged,
@@ -43,9 +49,9 @@ def import_command(source: str, store_url: str | None) -> None:
     """
     target_url = store_url or default_store_url()
     try:
-        with open_store(_source_url(source)) as origin:
+        with open_store(_source_url(source), allow_other_tables=allow_other_tables) as origin:
             graph = origin.read_graph()
-        with open_store(target_url) as target:
+        with open_store(target_url, allow_other_tables=allow_other_tables) as target:
             report = target.merge_graph(graph)
     except StoreError as error:
         raise click.ClickException(str(error)) from error
@@ -60,10 +66,11 @@ def import_command(source: str, store_url: str | None) -> None:
 @click.option("--store", "store_url", metavar="URL", help=_STORE_HELP)
 @click.option("--out", "out", default="-", show_default=True, metavar="PATH", help="JSONL file to write; - for stdout.")
 @click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
-def export_command(store_url: str | None, out: str, force: bool) -> None:
+@_allow_other_tables
+def export_command(store_url: str | None, out: str, force: bool, allow_other_tables: bool) -> None:
     """Write the whole graph of --store as a reference-format JSONL file."""
     try:
-        with open_store(store_url or default_store_url()) as store:
+        with open_store(store_url or default_store_url(), allow_other_tables=allow_other_tables) as store:
             graph = store.read_graph()
     except StoreError as error:
         raise click.ClickException(str(error)) from error

@@ -43,6 +43,29 @@ class CorruptStoreError(StoreError):
         self.line = line
 
 
+class StorageError(StoreError):
+    """The operating system or the database refused: says what failed, where, and why.
+
+    `reason` ends with the errno name (ENOSPC, EROFS, EACCES, ...) or SQLite's error code, so a
+    client can tell a full disk from a read-only one without seeing a traceback.
+    """
+
+    def __init__(self, path: str, action: str, reason: str, *, writing: bool) -> None:
+        tail = "; nothing was changed" if writing else ""
+        super().__init__(f"cannot {action} {path}: {reason}{tail}")
+        self.path = path
+        self.reason = reason
+
+
+class StoreBusyError(StoreError):
+    """The store stayed locked for the whole wait; the call did nothing."""
+
+    def __init__(self, path: str, seconds: float, holder: str = "another process") -> None:
+        super().__init__(f"{path}: locked by {holder} for {seconds:g} s; gave up, nothing was changed")
+        self.path = path
+        self.seconds = seconds
+
+
 @dataclass
 class Entity:
     name: str

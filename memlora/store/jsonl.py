@@ -4,24 +4,30 @@ One JSON object per line (`"type": "entity"` or `"type": "relation"`), entities 
 joined by a newline with none after the last, compact JSON with non-ASCII text kept as is:
 exactly what the reference writes, so either program can open the other's file.
 
-Every call takes an exclusive file lock (`<file>.lock`), re-reads the file, applies the
+Every write takes an exclusive file lock (`<file>.lock`), re-reads the file, applies the
 operation and, if anything changed, writes a temporary file beside it and renames it over the
-original. Several processes can therefore share one file without losing each other's writes,
-and a crash leaves either the old file or the new one. A line that cannot be read stops the
-call with `CorruptStoreError` naming the line; the file is never written over in that case.
+original. Several memlora processes can therefore share one file without losing each other's
+writes, and a crash leaves either the old file or the new one. Reads take no lock: since every
+write is a rename, a reader sees the old file or the new one, never half of one; so a file in a
+read-only folder (or on read-only media) can still be read, as the reference server can. A
+line that cannot be read stops the call with `CorruptStoreError` naming the line; the file is
+never written over in that case.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from filelock import FileLock
+import filelock
 
 from memlora.store import validate
 from memlora.store.base import MemoryStore, MergeReport
@@ -35,7 +41,10 @@ from memlora.store.graph import (
     ObservationAddition,
     ObservationDeletion,
     Relation,
+    StoreBusyError,
 )
+from memlora.store.failures import os_failure
+from memlora.store.locking import DEFAULT_LOCK_TIMEOUT, Deadline, WouldBlock, may_wait, take
 from memlora.store.memory import GraphState
 
 T = TypeVar("T")
@@ -100,51 +109,117 @@ def _require_strings(item: dict[str, Any], keys: tuple[str, ...], path: str, num
 class JsonlStore(MemoryStore):
     """A `MemoryStore` in a reference-format JSONL file, shareable between processes."""
 
-    def __init__(self, path: str | Path, limits: Limits = DEFAULT_LIMITS) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path, limits: Limits = DEFAULT_LIMITS, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
+        self.path = Path(path)  # as the user named it, for messages
+        # The file itself: a write renames over this, so through a symlink it must be the
+        # target, or the first write would replace the link with a file of its own.
+        self._file = Path(os.path.realpath(self.path))
         self.limits = limits
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file_lock = FileLock(str(self.path) + ".lock")
+        self.lock_timeout = lock_timeout
+        self._file_lock = filelock.FileLock(str(self._file) + ".lock")
         self._thread_lock = threading.Lock()
+        self._remove_orphaned_temp_files()
         # Fail at open time, not on the first tool call, if the file is already unreadable.
         self._load()
 
+    def _remove_orphaned_temp_files(self) -> None:
+        """Deletes temporary copies left by a writer that was killed before its rename.
+
+        Only under the file lock, which every writer holds while its temporary file exists, so a
+        live writer's file is never taken; and only if there are any, so that opening a store
+        creates no lock file. Where the lock cannot be had at once, they wait for the next open.
+        """
+        orphans = re.compile(re.escape(self._file.name) + r"\.[a-z0-9_]{8}\.tmp")
+        try:
+            if not any(orphans.fullmatch(name) for name in os.listdir(self._file.parent)):
+                return
+            with self._file_lock.acquire(blocking=False):
+                for name in os.listdir(self._file.parent):
+                    if orphans.fullmatch(name):
+                        (self._file.parent / name).unlink(missing_ok=True)
+        except OSError:  # a missing or read-only folder, or the lock is held (filelock.Timeout)
+            return
+
     def _load(self) -> GraphState:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            text = self._file.read_text(encoding="utf-8")
         except FileNotFoundError:
             return GraphState()
         except UnicodeDecodeError as error:
-            line = text_line_of_offset(self.path.read_bytes(), error.start)
+            line = text_line_of_offset(self._file.read_bytes(), error.start)
             raise CorruptStoreError(str(self.path), line, "not valid UTF-8") from None
+        except OSError as error:
+            raise os_failure(self.path, "read", error, writing=False) from None
         return GraphState(parse_graph(text, str(self.path)))
 
     def _save(self, state: GraphState) -> None:
+        """Writes a temporary file beside the store and renames it over; on any failure the
+        store file is untouched and the temporary file is gone."""
         data = format_graph(state.graph()).encode("utf-8")
-        fd, temp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
+        temp = None
         try:
+            if self._file.exists() and not os.access(self._file, os.W_OK):
+                # The rename below would replace a file we may not write; honour its mode.
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+            fd, temp = tempfile.mkstemp(prefix=self._file.name + ".", suffix=".tmp", dir=self._file.parent)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-            if self.path.exists():
-                os.chmod(temp, self.path.stat().st_mode & 0o777)
-            os.replace(temp, self.path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
+            if self._file.exists():
+                os.chmod(temp, self._file.stat().st_mode & 0o777)
+            os.replace(temp, self._file)
+        except BaseException as error:
+            if temp is not None:
+                Path(temp).unlink(missing_ok=True)
+            if isinstance(error, OSError):
+                raise os_failure(self.path, "write", error, writing=True) from None
             raise
 
+    def _make_folder(self) -> None:
+        """The folder is made on the first write, so that opening and reading change nothing."""
+        try:
+            self._file.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise os_failure(self.path, "create the folder of", error, writing=True) from None
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Holds this process's lock and the file lock, waiting at most `lock_timeout` for both
+        (or not at all under `locking.no_wait()`)."""
+        deadline = Deadline(self.lock_timeout)
+        if not take(self._thread_lock, deadline):
+            raise StoreBusyError(str(self.path), self.lock_timeout, "another call of this server")
+        try:
+            try:
+                if may_wait():
+                    self._file_lock.acquire(timeout=deadline.left())
+                else:
+                    self._file_lock.acquire(blocking=False)
+            except filelock.Timeout:
+                if not may_wait():
+                    raise WouldBlock from None
+                raise StoreBusyError(str(self.path), self.lock_timeout) from None
+            except OSError as error:  # the lock file cannot be made: a read-only, missing or full folder
+                raise os_failure(self.path, "write", error, writing=True) from None
+            try:
+                yield
+            finally:
+                self._file_lock.release()
+        finally:
+            self._thread_lock.release()
+
     def _read(self, query: Callable[[GraphState], T]) -> T:
-        """Runs `query` on a fresh read of the file, under the lock."""
-        with self._thread_lock, self._file_lock:
-            return query(self._load())
+        """Runs `query` on a fresh read of the file; no lock needed, see the module docstring."""
+        return query(self._load())
 
     def _mutate(self, change: Callable[[GraphState], T], changed: Callable[[T], bool]) -> T:
         """Runs `change` on a fresh read under the lock; rewrites the file only if `changed(result)`.
 
         A call that raises (a missing entity, a corrupt line) writes nothing.
         """
-        with self._thread_lock, self._file_lock:
+        self._make_folder()
+        with self._locked():
             state = self._load()
             result = change(state)
             if changed(result):

@@ -9,6 +9,7 @@ such as `entities[2].name`, so a model can see exactly which argument to fix.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +32,9 @@ def check_text(value: object, field: str, max_chars: int, *, required: bool) -> 
         raise InvalidInputError(field, f"must be a string, got {_json_type(value)}")
     if required and not value.strip():
         raise InvalidInputError(field, "must not be empty")
+    if required and not any(map(_visible, value)):
+        shown = ", ".join(f"U+{ord(char):04X}" for char in dict.fromkeys(value[:64]))
+        raise InvalidInputError(field, f"must contain a visible character, not only invisible ones ({shown})")
     if len(value) > max_chars:
         raise InvalidInputError(field, f"is {len(value)} characters long; the limit is {max_chars}")
     try:
@@ -39,6 +43,19 @@ def check_text(value: object, field: str, max_chars: int, *, required: bool) -> 
         # Lone surrogates cannot be stored in UTF-8 files or SQLite text.
         raise InvalidInputError(field, "is not valid Unicode text") from None
     return value
+
+
+# Code points that take no visible space of their own although Unicode files them as letters
+# or symbols: Hangul fillers and the blank Braille pattern.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# Controls (NUL, ...), format characters (zero-width space and joiners, BOM, ...), surrogates,
+# separators and combining marks with nothing to combine with. Unassigned code points count as
+# visible: they may be emoji newer than Python's Unicode tables.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp", "Mn", "Me"})
+
+
+def _visible(char: str) -> bool:
+    return not char.isspace() and char not in _BLANK_LETTERS and unicodedata.category(char) not in _INVISIBLE_CATEGORIES
 
 
 def check_count(items: Sequence[Any], field: str, limits: Limits) -> None:

@@ -81,3 +81,55 @@ def sft(
     except (SettingsError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"adapter written to {path}")
+
+
+@train.command("grpo")
+@click.option("--init", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="The adapter to refine: a `memlora train sft` output folder.")
+@click.option("--data", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Folder written by `memlora datagen`: turns are drawn from its train.episodes.jsonl.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Adapter folder to write, e.g. adapters/my-memory-grpo.")
+@click.option("--model", default="qwen2.5-coder-0.5b", show_default=True, help="The base model of --init.")
+@click.option("--weights-from", type=click.Path(path_type=Path), default=None,
+              help="A `memlora eval` folder (or report.json) on validation episodes: draw the kinds of turn "
+                   "the adapter gets wrong there more often. Default: every kind equally often.")
+@click.option("--max-steps", default=50, show_default=True, help="Optimizer steps.")
+@click.option("--turns-per-step", default=2, show_default=True, help="Distinct turns per optimizer step.")
+@click.option("--group-size", default=4, show_default=True, help="Rollouts per turn (GRPO's group), at least 2.")
+@click.option("--max-new-tokens", default=160, show_default=True, help="Tokens per assistant step.")
+@click.option("--agent-steps", default=3, show_default=True, help="Assistant steps per turn.")
+@click.option("--temperature", default=1.0, show_default=True)
+@click.option("--top-p", default=1.0, show_default=True)
+@click.option("--lr", "learning_rate", default=2e-5, show_default=True)
+@click.option("--beta", default=0.0, show_default=True, help="KL penalty towards the --init adapter (0: none).")
+@click.option("--epsilon", default=0.2, show_default=True, help="Clipping of the probability ratio.")
+@click.option("--micro-batch", default=1, show_default=True, help="Rollouts per forward/backward pass.")
+@click.option("--save-every", default=10, show_default=True, help="Checkpoint every N optimizer steps.")
+@click.option("--max-minutes", type=float, default=None,
+              help="Wall-time budget of this run: stop after the optimizer step that passes it, save and write "
+                   "the adapter.")
+@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in OUT/checkpoints.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--prefix-cache", type=click.Choice(["auto", "adapted", "base", "off"]), default="auto",
+              show_default=True,
+              help="The shared system prompt + tool block as a KV cache: as the --init adapter was trained (auto), "
+                   "computed with the adapter every step (adapted), once by the base model (base), or run in every "
+                   "rollout (off).")
+@click.option("--turn-prompt-cache/--no-turn-prompt-cache", default=True, show_default=True,
+              help="Run each turn's prompt once per group without gradients (like the shared prefix); off: every "
+                   "rollout runs it with gradients.")
+@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: GPU if there is one).")
+@click.option("--dtype", type=click.Choice(["auto", "bf16", "fp32"]), default=None,
+              help="Weight dtype. Default: $MEMLORA_DTYPE, else auto.")
+def grpo(**options: object) -> None:
+    """Reinforcement learning (GRPO) of an adapter on turns played on a real memory store."""
+    from memlora.training.grpo import GrpoSettings, train_grpo
+    from memlora.training.sampling import ReportError
+
+    try:
+        path = train_grpo(GrpoSettings(**options))  # type: ignore[arg-type]
+    except (SettingsError, ReportError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"adapter written to {path}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -262,8 +263,7 @@ def train_sft(settings: SftSettings) -> Path:
     callbacks = []
     if eval_dataset is not None and settings.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=settings.early_stopping_patience))
-    if settings.max_minutes:
-        callbacks.append(time_limit_callback(settings.max_minutes * 60))
+    callbacks.append(early_stop_callback(settings.max_minutes * 60 if settings.max_minutes else None))
     trainer = frozen_prefix_trainer(
         model=model,
         args=args,
@@ -405,29 +405,51 @@ def token_rows_by_id(key: str, saved_rows: Any, current_rows: Any, saved_indices
     return merged
 
 
-def time_limit_callback(seconds: float) -> Any:
-    """Ends a run at the first optimizer step past `seconds` of this run's wall time.
+def early_stop_callback(seconds: float | None) -> Any:
+    """Ends a run cleanly at the first optimizer step past `seconds` of this run's wall time, or
+    after a Ctrl-C / SIGTERM.
 
-    A lent GPU or a laptop's evening is a budget of time, not of steps. The last step is
-    validated and saved like a scheduled one, so the best checkpoint is chosen among all of
-    them and `--resume` can carry on from it."""
+    A lent GPU or a laptop's evening is a budget of time, not of steps, and a long run must stop
+    when its machine has to, without losing the steps since the last checkpoint. The last step
+    is validated and saved like a scheduled one, so the best checkpoint is chosen among all of
+    them and `--resume` carries on from it. A second Ctrl-C stops at once."""
+    import signal
+
     from transformers import TrainerCallback
 
-    class TimeLimit(TrainerCallback):
+    class StopEarly(TrainerCallback):
         def __init__(self) -> None:
             self.started = time.perf_counter()
+            self.signalled = False
+            self.previous: dict[int, Any] = {}
+
+        def _on_signal(self, number: int, frame: Any) -> None:
+            if self.signalled:
+                raise KeyboardInterrupt
+            self.signalled = True
+            print(f"\n{signal.Signals(number).name}: finishing this optimizer step, then validating and saving a "
+                  "checkpoint (--resume goes on from it); send it again to stop at once", flush=True)
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.started = time.perf_counter()
+            if threading.current_thread() is threading.main_thread():
+                for number in (signal.SIGINT, signal.SIGTERM):
+                    self.previous[number] = signal.signal(number, self._on_signal)
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            for number, handler in self.previous.items():
+                signal.signal(number, handler)
+            self.previous.clear()
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-            if time.perf_counter() - self.started >= seconds and state.global_step < state.max_steps:
+            out_of_time = seconds is not None and time.perf_counter() - self.started >= seconds
+            if (out_of_time or self.signalled) and state.global_step < state.max_steps:
                 control.should_training_stop = True
                 control.should_save = True
                 control.should_evaluate = args.eval_strategy != "no"
             return control
 
-    return TimeLimit()
+    return StopEarly()
 
 
 def frozen_prefix_trainer(**kwargs: Any) -> Any:

@@ -1,0 +1,128 @@
+"""Evaluation cost, old path against new, in one process on the same episodes.
+
+Each variant plays the same episodes with a fresh engine on the one loaded model (greedy), and
+the script reports wall seconds, prompt tokens run (not found in the engine's caches) and
+cached per turn, and whether every call and reply came out identical. Token counts do not
+depend on how busy the machine is; seconds do, so variants run alternately, `--pairs` times.
+
+Variants:
+- `keep-every-step`: the conversation cache before 2026-12-07, which kept every step of every
+  conversation; at high concurrency the entries crowded each other out.
+- `latest-step`: a conversation's newer entry replaces the entries it extends.
+
+    python benchmarks/eval_speed.py runs/data/test.episodes.jsonl --limit 8 --concurrency 16 \\
+        --out runs/eval-speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import memlora.models  # noqa: F401 - OpenMP settings before torch does work
+from memlora.agent.engine import ConversationCache, SamplingParams, SavedKV
+from memlora.agent.loop import build_engine
+from memlora.evaluation.episodes import load_episodes
+from memlora.evaluation.runner import AgentPlayer, RunConfig, run_episodes
+from memlora.models.loading import adapter_name, choose_adapter, cpu_description, load_model
+
+
+class KeepEveryStep(ConversationCache):
+    """The cache as it was: every finished row saved, the least recently saved dropped first."""
+
+    def put(self, adapter: str, saved: SavedKV) -> None:
+        if len(saved.tokens) > self.budget_tokens:
+            return
+        self.entries[self._next_key] = (adapter, saved)
+        self._next_key += 1
+        self.tokens += len(saved.tokens)
+        while self.tokens > self.budget_tokens:
+            _, (_, dropped) = self.entries.popitem(last=False)
+            self.tokens -= len(dropped.tokens)
+
+
+VARIANTS = {"keep-every-step": KeepEveryStep, "latest-step": ConversationCache}
+
+
+def play(loaded: Any, adapter: str | None, episodes: list[Any], variant: str, concurrency: int,
+         max_new_tokens: int) -> tuple[float, list[dict[str, Any]]]:
+    engine = build_engine(loaded, max_batch=concurrency)
+    engine.conversations = VARIANTS[variant](engine.conversations.budget_tokens)
+    player = AgentPlayer(engine, adapter=adapter_name(adapter) if adapter else None,
+                         params=SamplingParams(max_new_tokens=max_new_tokens))
+    with tempfile.TemporaryDirectory() as out:
+        config = RunConfig(episodes="bench", episodes_sha256="-", model=loaded.name, adapter=adapter, server=None,
+                           oracle=False, dtype=None, max_steps=6, max_new_tokens=max_new_tokens,
+                           reference_memory=False)
+        started = time.perf_counter()
+        records = asyncio.run(run_episodes(episodes, player, Path(out), config, concurrency=concurrency,
+                                           progress=False))
+        seconds = time.perf_counter() - started
+    return seconds, [r.to_dict() for r in records]
+
+
+def stats(records: list[dict[str, Any]]) -> dict[str, Any]:
+    turns = [t for r in records for s in r["sessions"] for t in s["turns"]] + [p["turn"] for r in records for p in r["probes"]]
+    steps = [step for turn in turns for step in turn.get("steps", [])]
+    prompt = sum(s["prompt_tokens"] for s in steps)
+    cached = sum(s.get("cached_prompt_tokens", 0) for s in steps)
+    return {"turns": len(turns), "steps": len(steps), "prompt_tokens_per_turn": round(prompt / len(turns), 1),
+            "run_tokens_per_turn": round((prompt - cached) / len(turns), 1),
+            "generated_tokens_per_turn": round(sum(s["completion_tokens"] for s in steps) / len(turns), 1)}
+
+
+def behaviour(records: list[dict[str, Any]]) -> list[Any]:
+    """What scoring sees: every step's raw output and every reply, in order."""
+    out = []
+    for record in sorted(records, key=lambda r: r["id"]):
+        for turn in [t for s in record["sessions"] for t in s["turns"]] + [p["turn"] for p in record["probes"]]:
+            out.append((record["id"], [step["raw"] for step in turn["steps"]], turn["reply"]))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("episodes", type=Path)
+    parser.add_argument("--model", default="qwen2.5-coder-0.5b")
+    parser.add_argument("--adapter", default=None)
+    parser.add_argument("--limit", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=int, default=512)
+    parser.add_argument("--pairs", type=int, default=1)
+    parser.add_argument("--variants", default="keep-every-step,latest-step")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    adapter = choose_adapter(args.model, args.adapter)
+    episodes = load_episodes(args.episodes)[: args.limit]
+    loaded = load_model(args.model, adapters=adapter)
+    names = args.variants.split(",")
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    outputs: dict[str, list[Any]] = {}
+    for pair in range(args.pairs):
+        for name in names:
+            seconds, records = play(loaded, adapter, episodes, name, args.concurrency, args.max_new_tokens)
+            runs[name].append({"seconds": round(seconds, 1), **stats(records)})
+            outputs.setdefault(name, behaviour(records))
+            print(pair, name, json.dumps(runs[name][-1]), flush=True)
+    first = names[0]
+    result = {
+        "date": date.today().isoformat(), "machine": cpu_description(),
+        "episodes": f"{args.episodes} (first {len(episodes)})", "concurrency": args.concurrency,
+        "adapter": adapter, "runs": runs,
+        "identical_to_" + first: {name: sum(a == b for a, b in zip(outputs[first], outputs[name]))
+                                  for name in names},
+        "turns": len(outputs[first]),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
