@@ -295,11 +295,11 @@ def test_sigterm_ends_the_run_after_the_step_in_progress_with_a_checkpoint(tiny:
 
     model_dir = save_tiny(tiny, tmp_path)
     data = tmp_path / "data"
-    write_rows(data, {"train": [session_row()] * 8})
+    write_rows(data, {"train": [session_row()] * 8, "validation": [session_row()]})
     out = tmp_path / "adapter"
     command = [sys.executable, "-m", "memlora.cli", "train", "sft", "--data", str(data), "--out", str(out),
                "--model", str(model_dir), "--lora-r", "4", "--lora-alpha", "8", "--grad-accum", "1",
-               "--max-steps", "1000", "--epochs", "200", "--save-every", "500", "--device", "cpu", "--dtype", "fp32"]
+               "--max-steps", "1000", "--epochs", "200", "--save-every", "500", "--eval-every", "500", "--device", "cpu", "--dtype", "fp32"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     lines = []
     for line in process.stdout:  # type: ignore[union-attr]
@@ -309,10 +309,12 @@ def test_sigterm_ends_the_run_after_the_step_in_progress_with_a_checkpoint(tiny:
             break
     rest, _ = process.communicate(timeout=300)
     assert process.returncode == 0, "".join(lines) + rest
-    assert "SIGTERM: finishing this optimizer step" in rest
+    assert "SIGTERM: finishing this optimizer step, then saving" in rest
     steps = json.loads((out / "card.json").read_text())["training"]["optimizer_steps"]
     assert 1 <= steps < 1000
     assert (out / "checkpoints" / f"checkpoint-{steps}").is_dir()
+    history = json.loads((out / "training_log.json").read_text())
+    assert not [e for e in history if "eval_loss" in e]  # no validation pass on the way out
 
 
 def test_a_time_budget_must_be_positive(tmp_path: Path) -> None:

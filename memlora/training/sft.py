@@ -410,9 +410,11 @@ def early_stop_callback(seconds: float | None) -> Any:
     after a Ctrl-C / SIGTERM.
 
     A lent GPU or a laptop's evening is a budget of time, not of steps, and a long run must stop
-    when its machine has to, without losing the steps since the last checkpoint. The last step
-    is validated and saved like a scheduled one, so the best checkpoint is chosen among all of
-    them and `--resume` carries on from it. A second Ctrl-C stops at once."""
+    when its machine has to, without losing the steps since the last checkpoint. At the end of
+    a time budget the last step is validated and saved like a scheduled one, so the best
+    checkpoint is chosen among all of them; after a signal it is saved without the validation
+    pass (minutes on a CPU, which a machine going away may not have). `--resume` carries on
+    from either. A second Ctrl-C stops at once."""
     import signal
 
     from transformers import TrainerCallback
@@ -427,8 +429,8 @@ def early_stop_callback(seconds: float | None) -> Any:
             if self.signalled:
                 raise KeyboardInterrupt
             self.signalled = True
-            print(f"\n{signal.Signals(number).name}: finishing this optimizer step, then validating and saving a "
-                  "checkpoint (--resume goes on from it); send it again to stop at once", flush=True)
+            print(f"\n{signal.Signals(number).name}: finishing this optimizer step, then saving a checkpoint "
+                  "(--resume goes on from it); send it again to stop at once", flush=True)
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.started = time.perf_counter()
@@ -446,7 +448,7 @@ def early_stop_callback(seconds: float | None) -> Any:
             if (out_of_time or self.signalled) and state.global_step < state.max_steps:
                 control.should_training_stop = True
                 control.should_save = True
-                control.should_evaluate = args.eval_strategy != "no"
+                control.should_evaluate = out_of_time and not self.signalled and args.eval_strategy != "no"
             return control
 
     return StopEarly()
