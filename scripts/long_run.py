@@ -196,6 +196,7 @@ def sit(args: argparse.Namespace) -> None:
                "--data", str(work / "data"), "--out", str(adapter), *record["train_args"],
                "--resume", "--max-minutes", str(args.minutes)]
     started = dt.datetime.now(dt.timezone.utc)
+    commit = git("rev-parse", "HEAD")  # the code this sitting trains with
     print(" ".join(command), flush=True)
     result = subprocess.run(command, cwd=REPO)
     state = keep(run, adapter)
@@ -206,7 +207,7 @@ def sit(args: argparse.Namespace) -> None:
             "date": started.isoformat(timespec="seconds"),
             "machine": machine(),
             "dtype": card.get("training", {}).get("dtype"),
-            "code_commit": git("rev-parse", "HEAD"),
+            "code_commit": commit,
             "steps": [step0, step1],
             "tokens": tokens1 - tokens0,
             "train_seconds": round(seconds1 - seconds0, 1),
