@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "chat": ("memlora.agent.commands:chat", "Talk with a model that keeps its memory across sessions."),
     "replay": ("memlora.agent.commands:replay", "Play the user turns of episode files through the agent."),
     "serve": ("memlora.server.commands:serve", "Run the memory MCP server (stdio or streamable HTTP)."),
+    "api": ("memlora.api.commands:api", "An OpenAI-compatible HTTP server for the model, its adapters and memory mode."),
     "import": ("memlora.store.commands:import_command", "Copy a memory graph into a store."),
     "export": ("memlora.store.commands:export_command", "Copy a store's graph out to a file or another store."),
     "datagen": ("memlora.data.commands:datagen", "Generate multi-session episodes and training rows."),

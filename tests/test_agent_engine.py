@@ -130,3 +130,15 @@ def test_reusing_a_saved_kv_leaves_it_for_its_own_conversation(setup) -> None:
     again = engine.generate_many([follow_up], SamplingParams(max_new_tokens=6))[0]
     assert again.cached_prompt_tokens > first.prompt_tokens  # the first conversation's own KV was still there
     assert again.token_ids == reference(loaded, engine, follow_up, 6)
+
+
+def test_listeners_hear_every_output_token_as_it_is_chosen(setup) -> None:
+    """What `memlora api` streams: batched rows and a lone row (decoded with drafts) alike."""
+    loaded, prompts, prefix = setup
+    engine = GenerationEngine(loaded, prefix=prefix)
+    heard: list[list[int]] = [[] for _ in prompts]
+    results = engine.generate_many(prompts, SamplingParams(max_new_tokens=10), listeners=[h.extend for h in heard])
+    assert heard == [r.token_ids for r in results] and all(heard)
+    alone: list[int] = []
+    result = engine.generate_many(prompts[:1], SamplingParams(max_new_tokens=10), listeners=[alone.extend])[0]
+    assert alone == result.token_ids
