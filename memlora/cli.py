@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "datagen": ("memlora.data.commands:datagen", "Generate multi-session episodes and training rows."),
     "corpus": ("memlora.data.commands:corpus", "Check the hand-written episode corpus."),
     "train": ("memlora.training.commands:train", "Train LoRA adapters for the memory tools."),
+    "export-adapter": ("memlora.models.commands:export_adapter",
+                       "Write an adapter for llama.cpp / Ollama (LoRA GGUF) or merged into its base model."),
     "eval": ("memlora.evaluation.commands:eval_command", "Score a model and adapter on episode files."),
     "compare": ("memlora.evaluation.commands:compare", "Put several evaluation runs side by side."),
 }
