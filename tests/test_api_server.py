@@ -398,3 +398,46 @@ def test_auth_and_limits(served_model: Any, tmp_path: Path) -> None:
         slow.close()
         assert answer.startswith("HTTP/1.1 200") and "Hi there!" in answer
         assert client.models.list().data[0].id == "tiny"  # the place is free again
+
+
+EPISODE = {"id": "alice", "user": {"name": "Alice Chen", "aliases": ["Alice"]},
+           "sessions": [{"id": "s1", "turns": [{"user": "My name is Alice Chen.", "calls": [CREATE_ALICE],
+                                                "reply": "Nice to meet you."}],
+                         "learn": [{"kind": "entity", "name": "@user", "type": ["person"]}], "retract": []}],
+           "probes": [{"after": "s1", "question": "What is my name?", "answers": ["Alice Chen"], "forbidden": [],
+                       "kind": "single"}]}
+
+
+def test_eval_scores_an_endpoint_through_the_same_agent_loop(server: RunningServer, served_model: Any,
+                                                              tmp_path: Path) -> None:
+    """`memlora eval --endpoint` on memlora's own server gives the records and scores of the local run."""
+    from click.testing import CliRunner
+
+    from memlora.agent.loop import build_engine
+    from memlora.evaluation.commands import eval_command
+    from memlora.evaluation.episodes import load_episodes
+    from memlora.evaluation.runner import AgentPlayer, RunConfig, load_results, run_episodes
+
+    episodes_file = tmp_path / "episodes.jsonl"
+    episodes_file.write_text(json.dumps(EPISODE) + "\n")
+    local_out, remote_out = tmp_path / "local", tmp_path / "remote"
+    player = AgentPlayer(build_engine(served_model), params=SamplingParams(max_new_tokens=80), max_steps=3)
+    config = RunConfig(episodes=str(episodes_file), episodes_sha256="-", model="tiny", adapter=None, server=None,
+                       oracle=False)
+    asyncio.run(run_episodes(load_episodes(episodes_file), player, local_out, config, progress=False))
+    result = CliRunner().invoke(eval_command, [str(episodes_file), "--endpoint", server.url, "--endpoint-model", "tiny",
+                                               "--max-steps", "3", "--max-new-tokens", "80", "--no-progress",
+                                               "--out", str(remote_out)])
+    assert result.exit_code == 0, result.output
+    local, remote = load_results(local_out)["alice"], load_results(remote_out)["alice"]
+    assert local.error is None and remote.error is None
+
+    def calls_and_replies(record: Any) -> list[Any]:
+        turns = [t for s in record.sessions for t in s.turns] + [p.turn for p in record.probes]
+        return [([(c.name, c.arguments, c.result) for s in t.steps for c in s.calls], t.reply) for t in turns]
+
+    assert calls_and_replies(remote) == calls_and_replies(local)
+    assert calls_and_replies(remote)[-1][1] == "Your name is Alice Chen."
+    report = json.loads((remote_out / "report.json").read_text())
+    assert json.loads((remote_out / "run.json").read_text())["endpoint"] == server.url
+    assert "probe" in json.dumps(report["summary"])

@@ -304,6 +304,7 @@ class RunConfig:
     max_steps: int | None = None  # the agent's budget per user turn (None: the oracle)
     max_new_tokens: int | None = None
     reference_memory: bool = False  # sessions replayed from reference calls, the model asked the probes
+    endpoint: str | None = None  # an OpenAI-compatible endpoint's URL; `model` is then its model name
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -325,7 +326,8 @@ def prepare_out_dir(out_dir: Path, config: RunConfig) -> dict[str, EpisodeRecord
             k for k in ("max_steps", "max_new_tokens") if k in previous)
         # and before reference_memory: those played the model in every session
         previous.setdefault("reference_memory", False)
-        keys += ("reference_memory",)
+        previous.setdefault("endpoint", None)  # and before endpoints: those ran a local model
+        keys += ("reference_memory", "endpoint")
         if any(previous.get(k) != mine[k] for k in keys):
             raise ResumeMismatchError(
                 f"{out_dir} holds a run with other settings ({ {k: previous.get(k) for k in keys} }); "
