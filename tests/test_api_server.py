@@ -282,6 +282,9 @@ def test_memory_mode_remembers_a_user_across_conversations_and_keeps_users_apart
     stranger = client.chat.completions.create(model="tiny:remember", user="bob",
                                               messages=[{"role": "user", "content": "What is my name?"}])
     assert stranger.choices[0].message.content == "I don't know."
+    by_header = client.chat.completions.create(model="tiny:remember", extra_headers={"X-Memlora-User": "alice"},
+                                               messages=[{"role": "user", "content": "What is my name?"}])
+    assert by_header.choices[0].message.content == "Your name is Alice Chen."
     streamed = client.chat.completions.create(model="tiny:remember", user="alice", stream=True,
                                               messages=[{"role": "system", "content": "You are helpful."},
                                                         {"role": "user", "content": "What is my name?"}])

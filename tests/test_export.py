@@ -191,3 +191,32 @@ def test_llamacpp_gives_memloras_tool_calls_with_the_exported_shipped_adapter(tm
     report = compare_first_steps("qwen2.5-coder-0.5b", adapter, base, out, episodes, max_new_tokens=160)
     assert report["turns"] == 8 and report["turns_with_calls"] >= 4
     assert report["same_calls"] >= 6, json.dumps(report["rows"], indent=1)[:4000]
+
+
+def test_the_peft_export_without_token_rows_gives_the_same_greedy_tokens(tiny_export: dict[str, Any]) -> None:
+    """`--format peft` (for vLLM): the token rows as LoRA pairs on embed_tokens and lm_head."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from memlora.models.export import write_peft_lora
+
+    folder = tiny_export["folder"]
+    base_dir = folder / "hf-base"
+    tiny = tiny_model("qwen", seed=4, tie_embeddings=False)  # the same weights the adapter was made on
+    tiny.model.save_pretrained(base_dir)
+    tiny.tokenizer.save_pretrained(base_dir)
+    out = write_peft_lora(read_adapter(tiny_export["adapter"]), str(base_dir), folder / "peft")
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["trainable_token_indices"] is None and {"embed_tokens", "lm_head"} <= set(config["target_modules"])
+
+    def greedy(adapter: Path) -> tuple[list[int], torch.Tensor]:
+        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(base_dir)), str(adapter)).eval()
+        ids = tiny_export["tokenizer"]("<tool_call>\n{\"name\": \"read_graph\"}</tool_call> hello", return_tensors="pt")
+        with torch.inference_mode():
+            logits = model(**ids).logits
+            out = model.generate(**ids, max_new_tokens=12, do_sample=False)
+        return out[0].tolist(), logits
+
+    original, exported = greedy(tiny_export["adapter"]), greedy(out)
+    assert exported[0] == original[0]
+    torch.testing.assert_close(exported[1], original[1], atol=1e-4, rtol=1e-4)

@@ -7,7 +7,7 @@ the endpoint's message comes back as the loop's (Completion, ParsedOutput) pair.
 call with arguments that are not a JSON object is an invalid call (the model is told it could not
 be parsed, as with the local engine); a reply without structured calls is read by memlora's own
 parser, so an endpoint that leaves `<tool_call>` text in the content is scored as the engine's
-output would be. The evaluator and `memlora chat` need nothing else to run against an endpoint.
+output would be. The evaluator's AgentPlayer takes a ChatEndpoint where it takes an engine.
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ from memlora.api.schemas import (
 )
 
 EMBEDDING_MODEL = "all-minilm-l6-v2"
+USER_HEADER = "x-memlora-user"  # memory mode's user id for clients that cannot set the `user` field
 
 
 @dataclass
@@ -52,6 +53,7 @@ class ApiSettings:
     max_steps: int = 6  # model steps per user turn in memory mode
     store: str = "sqlite::memory:"  # memory mode's store URL, with {user}
     embeddings: bool = True
+    default_user: str | None = None  # memory mode's user when a request names none (a one-person setup)
 
 
 @dataclass(frozen=True)
@@ -277,11 +279,12 @@ def build_app(loaded: Any, settings: ApiSettings | None = None, adapters: dict[s
         return ModelCard(id=model_id, created=0).model_dump()
 
     @app.post("/v1/chat/completions")
-    async def chat(request: ChatRequest) -> Any:
+    async def chat(request: ChatRequest, raw: Request) -> Any:
         route = models.chat_route(request.model)
         params = sampling(request, settings.default_max_tokens, settings.max_tokens_limit)
         if route.memory:
-            return await _memory_chat(request, route, params)
+            user = request.user or raw.headers.get(USER_HEADER) or settings.default_user
+            return await _memory_chat(request, route, params, user)
         messages = to_trl_messages(request.messages)
         tools = None
         if request.tools and request.tool_choice != "none":
@@ -345,10 +348,10 @@ def build_app(loaded: Any, settings: ApiSettings | None = None, adapters: dict[s
                                              usage=usage(completion)))
         yield "data: [DONE]\n\n"
 
-    async def _memory_chat(request: ChatRequest, route: Route, params: Any) -> Any:
+    async def _memory_chat(request: ChatRequest, route: Route, params: Any, user: str | None) -> Any:
         if request.tools:
             raise ApiError(400, "tools: memory mode runs memlora's own memory tools; send no tools", param="tools")
-        user = check_user(request.user)
+        user = check_user(user)
         turn_task = asyncio.ensure_future(remember(engine, memories, user, route.adapter, request.messages, params,
                                                    settings.max_steps))
         if request.stream:

@@ -55,11 +55,13 @@ def adapter_id(model: str, path: str) -> str:
 @click.option("--max-batch", default=32, show_default=True, help="Rows the engine decodes together.")
 @click.option("--embeddings/--no-embeddings", default=True, show_default=True,
               help="Serve all-minilm-l6-v2 on /v1/embeddings (needs memlora[api]).")
+@click.option("--default-user", default=None,
+              help="Memory mode's user id for requests that name none (a chat UI used by one person).")
 @click.option("--device", default=None, help="torch device (default: cuda when available).")
 @click.option("--allow-remote", is_flag=True, help="Listen on a non-loopback address without an API key.")
 def api(host: str, port: int, model: str, adapters: tuple[str, ...], store: str | None, api_key: str | None,
         max_request_bytes: int, max_concurrency: int, max_tokens_limit: int, max_steps: int, max_batch: int,
-        embeddings: bool, device: str | None, allow_remote: bool) -> None:
+        embeddings: bool, default_user: str | None, device: str | None, allow_remote: bool) -> None:
     """An OpenAI-compatible server: /v1/models, /v1/chat/completions, /v1/embeddings (docs/serving.md)."""
     try:
         import uvicorn
@@ -91,7 +93,8 @@ def api(host: str, port: int, model: str, adapters: tuple[str, ...], store: str 
     loaded = load_model(model, adapters=paths or None, device=device)
     ids = {adapter_id(model, path): adapter_name(path) for path in paths}
     settings = ApiSettings(api_key=api_key, max_request_bytes=max_request_bytes, max_concurrency=max_concurrency,
-                           max_tokens_limit=max_tokens_limit, max_steps=max_steps, store=store, embeddings=embeddings)
+                           max_tokens_limit=max_tokens_limit, max_steps=max_steps, store=store, embeddings=embeddings,
+                           default_user=default_user)
     app = build_app(loaded, settings, adapters=ids, base_id=model, max_batch=max_batch)
     served = ", ".join(app.app.state.models.ids())
     click.echo(f"memlora api on http://{host}:{port}/v1 serving: {served}", err=True)

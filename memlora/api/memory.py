@@ -33,8 +33,8 @@ def check_store_template(url: str) -> str:
 
 def check_user(user: str | None) -> str:
     if not user:
-        raise ApiError(400, "user: memory mode needs a user id (the request's `user` field) to know whose "
-                            "memory to use", param="user")
+        raise ApiError(400, "user: memory mode needs a user id (the request's `user` field or the X-Memlora-User "
+                            "header) to know whose memory to use", param="user")
     if not USER_ID.match(user):
         raise ApiError(400, "user: a user id is 1-128 letters, digits and . _ @ - (starting with a letter or "
                             "digit)", param="user")

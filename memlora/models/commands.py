@@ -12,9 +12,9 @@ from memlora.models.loading import DEFAULT_MODEL
 
 @click.command("export-adapter")
 @click.argument("adapter", type=click.Path(exists=True, file_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["gguf", "merged"]), default="gguf", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(["gguf", "merged", "peft"]), default="gguf", show_default=True,
               help="gguf: a llama.cpp LoRA adapter; merged: base + adapter in one model (safetensors, and GGUF "
-                   "for a bundled model).")
+                   "for a bundled model); peft: a plain PEFT LoRA with the token rows as LoRA pairs (vLLM).")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True, help="The adapter's base model.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Output folder (default: exports/<adapter name>).")
@@ -34,13 +34,22 @@ def export_adapter(adapter: str, fmt: str, model: str, out_dir: str | None, base
 
     from memlora.models.export import (
         BaseGguf, ExportError, ollama_modelfile, opening_invocation, read_adapter, write_lora_gguf,
-        write_merged_gguf, write_merged_safetensors,
+        write_merged_gguf, write_merged_safetensors, write_peft_lora,
     )
     from memlora.models.loading import BUNDLED, adapter_prefix_cache, bundled_gguf, resolve_model
 
     name = Path(adapter).name
     out = Path(out_dir or Path("exports") / name)
     out.mkdir(parents=True, exist_ok=True)
+    if fmt == "peft":
+        if check_episodes:
+            raise click.UsageError("--check runs llama.cpp: use it with --format gguf or merged")
+        try:
+            write_peft_lora(read_adapter(adapter), model, out)
+        except ExportError as error:
+            raise click.ClickException(str(error)) from error
+        click.echo(f"wrote {out} (a PEFT LoRA without trainable token rows)")
+        return
     if base_gguf is None and model not in BUNDLED:
         raise click.UsageError(f"{model} is not a bundled model: name its GGUF with --base-gguf")
     gguf_path = Path(base_gguf) if base_gguf else bundled_gguf(model)

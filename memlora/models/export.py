@@ -295,6 +295,61 @@ def write_merged_safetensors(model: str, adapter_dir: str | Path, out: str | Pat
     return out
 
 
+def write_peft_lora(adapter: AdapterWeights, model: str, out: str | Path) -> Path:
+    """The adapter as a plain PEFT LoRA: its replaced token rows become LoRA pairs on
+    `embed_tokens` and `lm_head` (one one-hot column per token, scale 1), for runtimes that load
+    LoRA weights but not PEFT's trainable tokens (vLLM). The rows' deltas are taken against the
+    Hugging Face base model's own rows."""
+    import torch
+    from safetensors.numpy import save_file
+    from safetensors import safe_open
+
+    from memlora.models.loading import resolve_model
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    config = dict(adapter.config)
+    tensors = {f"base_model.model.{module}.lora_A.weight": a for module, (a, _) in adapter.lora.items()}
+    tensors |= {f"base_model.model.{module}.lora_B.weight": b for module, (_, b) in adapter.lora.items()}
+    source = Path(str(resolve_model(model)))
+    base_rows: dict[str, np.ndarray] = {}
+    for file in sorted(source.glob("*.safetensors")):
+        with safe_open(str(file), "pt") as handle:
+            for module in adapter.rows:
+                if f"{module}.weight" in handle.keys():
+                    base_rows[module] = handle.get_tensor(f"{module}.weight").to(torch.float32).numpy()
+    targets, ranks = list(config.get("target_modules") or []), dict(config.get("rank_pattern") or {})
+    alphas = dict(config.get("alpha_pattern") or {})
+    for module, (ids, new_rows) in adapter.rows.items():
+        if module not in base_rows:
+            raise ExportError(f"{module}: no such weight in {source} to take the rows' deltas against")
+        weight = base_rows[module]
+        deltas = new_rows - weight[ids]
+        short = module.rsplit(".", 1)[-1]
+        rank = len(ids)
+        targets.append(short)
+        ranks[short], alphas[short] = rank, rank  # scale alpha / r = 1
+        if short == "embed_tokens":  # PEFT's embedding LoRA: A is rank x vocab, B hidden x rank
+            a = np.zeros((rank, weight.shape[0]), np.float32)
+            b = np.zeros((weight.shape[1], rank), np.float32)
+            for i, token in enumerate(ids):
+                a[i, token], b[:, i] = 1.0, deltas[i]
+            tensors[f"base_model.model.{module}.lora_embedding_A"] = a
+            tensors[f"base_model.model.{module}.lora_embedding_B"] = b
+        else:
+            a = np.zeros((rank, weight.shape[1]), np.float32)
+            b = np.zeros((weight.shape[0], rank), np.float32)
+            for i, token in enumerate(ids):
+                a[i], b[token, i] = deltas[i], 1.0
+            tensors[f"base_model.model.{module}.lora_A.weight"] = a
+            tensors[f"base_model.model.{module}.lora_B.weight"] = b
+    config.update(target_modules=targets, rank_pattern=ranks, alpha_pattern=alphas, trainable_token_indices=None)
+    (out / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    save_file({name: np.ascontiguousarray(value) for name, value in tensors.items()},
+              str(out / "adapter_model.safetensors"))
+    return out
+
+
 def ollama_modelfile(base_gguf: str, adapter_gguf: str | None, family: str) -> str:
     """An Ollama Modelfile: the base GGUF, the LoRA GGUF as ADAPTER, and memlora's chat format as a
     Go template (Qwen's native tool calls; results in one user turn of <tool_response> blocks)."""
