@@ -444,3 +444,42 @@ def test_eval_scores_an_endpoint_through_the_same_agent_loop(server: RunningServ
     report = json.loads((remote_out / "report.json").read_text())
     assert json.loads((remote_out / "run.json").read_text())["endpoint"] == server.url
     assert "probe" in json.dumps(report["summary"])
+
+
+@pytest.mark.slow
+def test_memlora_api_command_serves_the_bundled_model_and_its_adapter(tmp_path: Path) -> None:
+    """`memlora api` as a user starts it: the bundled model, the shipped adapter as `+memory`."""
+    import os
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "memlora.cli", "api", "--port", str(port), "--no-embeddings",
+               "--store", f"sqlite:{tmp_path}/{{user}}.db"]
+    process = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0, timeout=600)
+        for _ in range(600):
+            try:
+                ids = [m.id for m in client.models.list()]
+                break
+            except openai.APIConnectionError:
+                assert process.poll() is None, process.stderr.read()
+                time.sleep(1)
+        assert ids == ["qwen2.5-coder-0.5b", "qwen2.5-coder-0.5b:remember", "qwen2.5-coder-0.5b+memory",
+                       "qwen2.5-coder-0.5b+memory:remember"]
+        reply = client.chat.completions.create(model="qwen2.5-coder-0.5b+memory:remember", user="dana", max_tokens=160,
+                                               messages=[{"role": "user", "content": "Hi, I'm Dana Reyes."}])
+        assert reply.choices[0].message.content
+        calls = reply.choices[0].message.model_extra["memory_calls"]
+        assert any(call["name"] == "create_entities" and call["ok"] for call in calls), calls
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    from memlora.store import open_store
+
+    with open_store(f"sqlite:{tmp_path}/dana.db") as store:
+        assert any("Dana" in entity.name for entity in store.read_graph().entities)

@@ -118,6 +118,7 @@ def compare_first_steps(model: str, adapter_dir: str | Path | None, base_gguf: s
     theirs_seconds = time.perf_counter() - started
     rows = []
     for prompt, mine, other in zip(prompts, ours, theirs):
+        other = [token for token in other if token not in engine.stop_ids]  # llama.cpp lists the end of turn too
         other_text = loaded.tokenizer.decode(other, skip_special_tokens=False)
         rows.append({**asdict(prompt), "text": None, "memlora": mine.text, "llamacpp": other_text,
                      "same_calls": calls_of(mine.text) == calls_of(other_text),
