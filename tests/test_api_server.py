@@ -483,3 +483,26 @@ def test_memlora_api_command_serves_the_bundled_model_and_its_adapter(tmp_path: 
 
     with open_store(f"sqlite:{tmp_path}/dana.db") as store:
         assert any("Dana" in entity.name for entity in store.read_graph().entities)
+
+
+def test_a_call_cut_off_by_max_tokens_reaches_an_endpoint_client_as_the_local_parser_sees_it() -> None:
+    """The server keeps an unparseable call in the content; `memlora eval --endpoint` reads it back
+    as an invalid call, as a local run records it."""
+    from openai.types.chat import ChatCompletionMessage
+
+    from memlora.agent.endpoint import parsed_message
+    from memlora.agent.protocol import parse_output
+    from memlora.api.chat import message_content, openai_tool_calls
+
+    text = ('<tool_call>\n{"name": "search", "arguments": {"query": "Alice"}}\n</tool_call>\n'
+            '<tool_call>\n{"name": "search", "arguments": {"qu')
+    local = parse_output(text)
+    calls = openai_tool_calls(local)
+    content = message_content(text, local)
+    assert [c.function.name for c in calls] == ["search"] and content.startswith("<tool_call>")
+    message = ChatCompletionMessage(role="assistant", content=content, tool_calls=[
+        {"id": calls[0].id, "type": "function", "function": calls[0].function.model_dump()}])
+    _, remote = parsed_message(message)
+    assert [(c.name, c.mode) for c in remote.calls] == [(c.name, c.mode) for c in local.calls] == \
+        [("search", "strict"), (None, "invalid")]
+    assert remote.mode == local.mode == "invalid"

@@ -51,6 +51,8 @@ def parsed_message(message: Any) -> tuple[str, ParsedOutput]:
     content = message.content or ""
     if not message.tool_calls:
         return content, parse_output(content)
+    in_text = parse_output(content)  # calls left in the text beside the structured ones (unparseable ones)
+    content = in_text.content if in_text.calls else content
     calls = []
     for call in message.tool_calls:
         raw = call.function.arguments or "{}"
@@ -63,10 +65,12 @@ def parsed_message(message: Any) -> tuple[str, ParsedOutput]:
         else:
             calls.append(ToolCall(call.function.name, None, "invalid", raw,
                                   error=f"could not parse the arguments of {call.function.name}: {raw[:200]!r}"))
-    modes = {call.mode for call in calls}
     text = content + "".join(f"\n<tool_call>\n{{\"name\": {json.dumps(c.name)}, \"arguments\": {c.raw}}}\n</tool_call>"
-                             for c in calls)
-    return text.strip(), ParsedOutput(content.strip(), calls, "invalid" if "invalid" in modes else "strict")
+                             for c in calls) + "".join(f"\n<tool_call>{c.raw}" for c in in_text.calls)
+    calls += in_text.calls
+    modes = {call.mode for call in calls}
+    mode = next((m for m in ("invalid", "tolerant") if m in modes), "strict")
+    return text.strip(), ParsedOutput(content.strip(), calls, mode)  # type: ignore[arg-type]
 
 
 class ChatEndpoint:

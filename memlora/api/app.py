@@ -334,10 +334,9 @@ def build_app(loaded: Any, settings: ApiSettings | None = None, adapters: dict[s
             return
         parsed = parse_output(completion.text)
         calls = openai_tool_calls(parsed)
-        if not calls and parsed.calls:  # nothing usable: the held-back text goes out as text
-            rest = completion.text[len(text.sent):]
-            if rest:
-                yield chunk(Delta(content=rest))
+        content = message_content(completion.text, parsed) or ""
+        if content.startswith(text.sent) and len(content) > len(text.sent):  # held back: calls that did not parse
+            yield chunk(Delta(content=content[len(text.sent):]))
         for index, call in enumerate(calls):
             yield chunk(Delta(tool_calls=[ToolCallDelta(index=index, id=call.id, type="function",
                                                         function=FunctionCallOut(name=call.function.name,

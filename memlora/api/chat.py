@@ -66,19 +66,22 @@ def openai_tool_calls(parsed: ParsedOutput) -> list[ToolCallOut]:
 
 
 def message_content(completion_text: str, parsed: ParsedOutput) -> str | None:
-    """The reply text: the text before the calls, the whole text when no call was usable."""
+    """The reply text: the text before the calls, then any call that could not be parsed, as the
+    model wrote it (a `<tool_call>` block cut off by max_tokens, say), so that the client sees it
+    instead of losing it; the whole text when no call was usable."""
     usable = [call for call in parsed.calls if call.name is not None and call.arguments is not None]
     if parsed.calls and not usable:
         return completion_text.strip()
-    if usable:
-        return parsed.content or None
-    return parsed.content
+    broken = [call for call in parsed.calls if call not in usable]
+    text = "\n".join([parsed.content] * bool(parsed.content) + [f"<tool_call>{call.raw}" for call in broken])
+    return text or (None if usable else parsed.content)
 
 
 def finish_reason(completion: Completion, calls: list[ToolCallOut]) -> str:
-    if calls:
-        return "tool_calls"
-    return "length" if completion.finish_reason == "length" else "stop"
+    """"length" whenever max_tokens cut the output, even after complete calls, as OpenAI does."""
+    if completion.finish_reason == "length":
+        return "length"
+    return "tool_calls" if calls else "stop"
 
 
 def usage(completion: Completion) -> Usage:
