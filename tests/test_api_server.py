@@ -506,3 +506,31 @@ def test_a_call_cut_off_by_max_tokens_reaches_an_endpoint_client_as_the_local_pa
     assert [(c.name, c.mode) for c in remote.calls] == [(c.name, c.mode) for c in local.calls] == \
         [("search", "strict"), (None, "invalid")]
     assert remote.mode == local.mode == "invalid"
+
+
+def test_a_conversation_sent_to_an_endpoint_renders_as_the_local_prompt() -> None:
+    """The agent's history through the OpenAI format and back into memlora's server gives the prompt
+    the local agent renders, strict steps (call ids) and verbatim ones (calls that did not parse) alike."""
+    from memlora.agent.endpoint import openai_messages
+    from memlora.api.chat import to_trl_messages
+    from memlora.api.schemas import ChatRequest
+
+    tokenizer = tiny_model("qwen").tokenizer
+    broken = ('<tool_call>\n{"name": "search_nodes", "arguments": {"query": "Mia"}}\n</tool_call>\n'
+              '<tool_call>\n{"name": "open_nodes", "argu')
+    history = session_opening({"entities": [ALICE], "relations": []}) + [
+        {"role": "user", "content": "My name is Alice Chen."},
+        tool_call_message([CREATE_ALICE]), tool_result_message("create_entities", [ALICE]),
+        {"role": "assistant", "content": NICE},
+        {"role": "user", "content": "Where does Mia live?"},
+        {"role": "assistant", "content": broken},
+        tool_result_message("search_nodes", {"entities": [], "relations": []}),
+        {"role": "tool", "name": "invalid_call", "content": "Error: could not parse a tool call"},
+        {"role": "user", "content": "Hello?"},
+    ]
+    wire = openai_messages(history)
+    assert [m["role"] for m in wire][-4:] == ["user", "assistant", "user", "user"]
+    assert wire[1]["tool_calls"][0]["id"] == wire[2]["tool_call_id"]
+    request = ChatRequest(model="tiny", messages=wire)
+    tools = model_tools()
+    assert render_prompt(tokenizer, to_trl_messages(request.messages), tools) == render_prompt(tokenizer, history, tools)

@@ -22,11 +22,23 @@ from memlora.agent.protocol import ParsedOutput, ToolCall, parse_output
 
 def openai_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """TRL conversational messages as OpenAI chat messages: each assistant call gets an id, and the
-    tool messages after it answer those ids in order."""
+    tool messages after it answer those ids in order.
+
+    Results of calls the model wrote as text that did not parse strictly (the agent keeps such a
+    step verbatim) answer no call id; they go back as one user message of `<tool_response>`
+    blocks, which is the user turn Qwen's format renders them as anyway."""
     converted: list[dict[str, Any]] = []
     pending: list[str] = []
     for index, message in enumerate(messages):
         role = message["role"]
+        if role == "tool" and not pending:
+            block = f"<tool_response>\n{message.get('content', '')}\n</tool_response>"
+            previous = converted[-1] if converted else None
+            if previous is not None and previous.get("role") == "user" and previous.get("tool_responses"):
+                previous["content"] += "\n" + block
+            else:
+                converted.append({"role": "user", "content": block, "tool_responses": True})
+            continue
         if role == "assistant" and message.get("tool_calls"):
             calls = []
             for number, call in enumerate(message["tool_calls"]):
@@ -39,10 +51,13 @@ def openai_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             pending = [call["id"] for call in calls]
             converted.append({"role": "assistant", "content": message.get("content") or None, "tool_calls": calls})
         elif role == "tool":
-            call_id = pending.pop(0) if pending else f"call_{index}_orphan"
+            call_id = pending.pop(0)
             converted.append({"role": "tool", "tool_call_id": call_id, "content": message.get("content", "")})
         else:
+            pending = []
             converted.append({"role": role, "content": message.get("content", "")})
+    for message in converted:
+        message.pop("tool_responses", None)
     return converted
 
 

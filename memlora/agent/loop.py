@@ -225,13 +225,8 @@ class MemoryAgent:
             self.messages.append({"role": "assistant", "content": parsed.content})
             return step
         # Strict output goes back into the history in canonical form; anything else verbatim,
-        # so the model sees exactly what it wrote next to the errors it caused. An endpoint's
-        # history is always structured: its API answers tool results by call id.
-        if self.remote:
-            self.messages.append(tool_call_message(
-                [{"name": c.name or "invalid_call", "arguments": c.arguments if c.arguments is not None else c.raw}
-                 for c in parsed.calls], parsed.content))
-        elif parsed.mode == "strict":
+        # so the model sees exactly what it wrote next to the errors it caused.
+        if parsed.mode == "strict":
             self.messages.append(tool_call_message(
                 [{"name": c.name, "arguments": c.arguments} for c in parsed.calls], parsed.content))
         else:
