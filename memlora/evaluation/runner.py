@@ -280,11 +280,19 @@ async def play_episode(episode: Episode, player: Player, new_memory: Callable[[]
                     record.probes.append(ProbeRecord(probe.index, probe.after, probe.question, turn))
                     count(1)
     except Exception as error:  # noqa: BLE001 - recorded and reported, the run goes on
-        record.error = f"{type(error).__name__}: {error}"
+        record.error = describe_error(error)
     finally:
         memory.close()
     record.seconds = time.perf_counter() - started
     return record
+
+
+def describe_error(error: BaseException) -> str:
+    """`Type: message`, with the exceptions inside an ExceptionGroup (an MCP session's TaskGroup
+    wraps whatever failed in it, an endpoint's HTTP error included) spelled out."""
+    if isinstance(error, BaseExceptionGroup):
+        return "; ".join(describe_error(inner) for inner in error.exceptions)
+    return f"{type(error).__name__}: {error}"
 
 
 # ----------------------------------------------------------------------------- a whole run
