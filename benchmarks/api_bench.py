@@ -75,6 +75,7 @@ def load(args: argparse.Namespace) -> None:
     import openai
     import uvicorn
 
+    from memlora.agent.endpoint import openai_messages
     from memlora.agent.engine import SamplingParams
     from memlora.agent.protocol import model_tools, render_prompt
     from memlora.api.app import ApiSettings, build_app
@@ -117,7 +118,8 @@ def load(args: argparse.Namespace) -> None:
                     for _ in range(clients)]
 
             async def over_http(index: int, messages: list[dict[str, Any]]) -> None:
-                await http[index].chat.completions.create(model=f"{MODEL}+memory", messages=messages, tools=tools,
+                await http[index].chat.completions.create(model=f"{MODEL}+memory", messages=openai_messages(messages),
+                                                          tools=tools,
                                                           max_tokens=args.max_tokens, temperature=0)
 
             engine.conversations.clear()
