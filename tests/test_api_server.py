@@ -323,6 +323,22 @@ def raw_request(url: str, body: bytes | None = None) -> tuple[int, Any]:
         return error.code, json.loads(error.read())
 
 
+def read_response(connection: socket.socket) -> str:
+    """One whole HTTP/1.1 response with a Content-Length, however many pieces it arrives in."""
+    connection.settimeout(120)
+    data = b""
+    while True:
+        head, _, body = data.partition(b"\r\n\r\n")
+        if _:
+            length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))
+            if len(body) >= length:
+                return data.decode()
+        chunk = connection.recv(65536)
+        assert chunk, data
+        data += chunk
+
+
 def error_of(call: Any) -> Any:
     with pytest.raises(openai.APIStatusError) as caught:
         call()
@@ -397,7 +413,7 @@ def test_auth_and_limits(served_model: Any, tmp_path: Path) -> None:
             time.sleep(0.01)
         assert busy is not None and busy.status_code == 429
         slow.sendall(body[10:])
-        answer = slow.recv(65536).decode()
+        answer = read_response(slow)
         slow.close()
         assert answer.startswith("HTTP/1.1 200") and "Hi there!" in answer
         assert client.models.list().data[0].id == "tiny"  # the place is free again
