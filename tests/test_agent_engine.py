@@ -166,3 +166,15 @@ def test_a_stopped_row_names_its_stop_token_and_caches_can_be_dropped(setup) -> 
     engine.forget_caches()
     assert not engine._prefix_caches and not engine.conversations.entries
     assert engine.generate_many(prompts[:1], SamplingParams(max_new_tokens=4))[0].token_ids == first.token_ids[:1]
+
+
+def test_listeners_hear_every_output_token_as_it_is_chosen(setup) -> None:
+    """What `memlora api` streams: batched rows and a lone row (decoded with drafts) alike."""
+    loaded, prompts, prefix = setup
+    engine = GenerationEngine(loaded, prefix=prefix)
+    heard: list[list[int]] = [[] for _ in prompts]
+    results = engine.generate_many(prompts, SamplingParams(max_new_tokens=10), listeners=[h.extend for h in heard])
+    assert heard == [r.token_ids for r in results] and all(heard)
+    alone: list[int] = []
+    result = engine.generate_many(prompts[:1], SamplingParams(max_new_tokens=10), listeners=[alone.extend])[0]
+    assert alone == result.token_ids

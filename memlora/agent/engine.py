@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -50,6 +50,10 @@ class Completion:
     stop_token: int | None = None  # the token that ended the turn (not in token_ids); None at the length limit
 
 
+# Hears each row's new tokens as they are chosen, on the engine's worker thread (streaming).
+TokenListener = Callable[[list[int]], None]
+
+
 @dataclass
 class _Row:
     prompt_ids: list[int]
@@ -58,6 +62,11 @@ class _Row:
     output: list[int] = field(default_factory=list)
     finish_reason: str = "length"
     stop_token: int | None = None
+    listener: TokenListener | None = None
+
+    def emit(self, tokens: list[int]) -> None:
+        if self.listener is not None and tokens:
+            self.listener(tokens)
 
 
 @dataclass
@@ -216,7 +225,8 @@ class GenerationEngine:
         self.lookahead = lookahead  # draft tokens checked per step for a lone greedy row; 0: off
         self.draft_corpus: list[int] = self.encode(draft_corpus) if draft_corpus else []
         self.drafted_tokens = self.accepted_tokens = 0
-        self._pending: list[tuple[list[int], SamplingParams, str, asyncio.Future[Completion]]] = []
+        self._pending: list[tuple[list[int], SamplingParams, str, asyncio.Future[Completion],
+                                  TokenListener | None]] = []
         self._worker: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memlora-generate")
 
@@ -231,11 +241,14 @@ class GenerationEngine:
     # --- asyncio front end: collect concurrent requests into batches ----------------------
 
     async def generate(self, prompt: str | list[int], params: SamplingParams | None = None,
-                       adapter: str | None = None) -> Completion:
-        """Queues one prompt; it is decoded together with whatever else is queued meanwhile."""
+                       adapter: str | None = None, on_tokens: TokenListener | None = None) -> Completion:
+        """Queues one prompt; it is decoded together with whatever else is queued meanwhile.
+
+        `on_tokens` hears the output tokens as they are chosen (for streaming); it runs on the
+        engine's worker thread, so it must only hand them over (loop.call_soon_threadsafe)."""
         ids = self.encode(prompt) if isinstance(prompt, str) else list(prompt)
         future: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
-        self._pending.append((ids, params or SamplingParams(), adapter or BASE_ADAPTER, future))
+        self._pending.append((ids, params or SamplingParams(), adapter or BASE_ADAPTER, future, on_tokens))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._serve())
         return await future
@@ -252,7 +265,8 @@ class GenerationEngine:
                 self._pending.remove(item)
             try:
                 results = await loop.run_in_executor(
-                    self._executor, self.generate_many, [b[0] for b in batch], [b[1] for b in batch], adapter
+                    self._executor, self.generate_many, [b[0] for b in batch], [b[1] for b in batch], adapter,
+                    [b[4] for b in batch],
                 )
             except Exception as error:  # hand the failure to every waiting caller
                 for item in batch:
@@ -266,16 +280,18 @@ class GenerationEngine:
     # --- synchronous core -----------------------------------------------------------------
 
     def generate_many(self, prompts: list[str | list[int]], params: SamplingParams | list[SamplingParams] | None = None,
-                      adapter: str | None = None) -> list[Completion]:
+                      adapter: str | None = None, listeners: list[TokenListener | None] | None = None
+                      ) -> list[Completion]:
         """Decodes all prompts (in chunks of max_batch) and returns their completions in order."""
         ids = [self.encode(p) if isinstance(p, str) else list(p) for p in prompts]
         if not isinstance(params, list):
             params = [params or SamplingParams()] * len(ids)
+        listeners = listeners or [None] * len(ids)
         results: list[Completion] = []
         with self.loaded.adapter(adapter), torch.inference_mode():
             for start in range(0, len(ids), self.max_batch):
                 chunk = slice(start, start + self.max_batch)
-                results += self._decode(ids[chunk], params[chunk], adapter or BASE_ADAPTER)
+                results += self._decode(ids[chunk], params[chunk], adapter or BASE_ADAPTER, listeners[chunk])
         return results
 
     def _prefix_kv(self, adapter: str) -> SavedKV:
@@ -308,10 +324,11 @@ class GenerationEngine:
             best, length = self._prefix_kv(adapter), len(prefix)
         return best, length
 
-    def _decode(self, prompts: list[list[int]], params: list[SamplingParams], adapter: str) -> list[Completion]:
+    def _decode(self, prompts: list[list[int]], params: list[SamplingParams], adapter: str,
+                listeners: list[TokenListener | None] | None = None) -> list[Completion]:
         started = time.perf_counter()
         batch = len(prompts)
-        rows = [_Row(p, sp) for p, sp in zip(prompts, params)]
+        rows = [_Row(p, sp, listener=listener) for p, sp, listener in zip(prompts, params, listeners or [None] * batch)]
         for row in rows:
             if row.params.temperature > 0:
                 row.generator = torch.Generator(device=self.device)
@@ -364,6 +381,7 @@ class GenerationEngine:
                     row.finish_reason, row.stop_token = "stop", token
                     continue
                 row.output.append(token)
+                row.emit([token])
                 if len(row.output) >= row.params.max_new_tokens:
                     continue
                 keep.append(slot)
@@ -433,6 +451,7 @@ class GenerationEngine:
                 row.finish_reason, row.stop_token = "stop", token
                 break
             row.output.append(token)
+            row.emit([token])
             context.append(token)
             if len(row.output) >= budget:
                 break
@@ -456,6 +475,7 @@ class GenerationEngine:
                 cache.crop(-rejected)
                 mask = mask[:, :-rejected]
             row.output += draft[:accepted]
+            row.emit(draft[:accepted])
             context += draft[:accepted]
             position += 1 + accepted
             token = choices[accepted]

@@ -25,6 +25,7 @@ from memlora.agent.prompt import (
     tool_result_message,
 )
 from memlora.agent.protocol import (
+    ParsedOutput,
     ParseMode,
     ToolValidator,
     error_result,
@@ -176,6 +177,7 @@ class MemoryAgent:
         self.max_steps = max_steps
         self.on_call = on_call
         self.messages: list[dict[str, Any]] = []
+        self.remote = hasattr(engine, "complete")  # a chat endpoint rather than memlora's engine
 
     async def start_session(self) -> str:
         """Empties the chat context and shows the model the whole memory, as every session starts."""
@@ -194,8 +196,8 @@ class MemoryAgent:
         record = TurnRecord(user)
         self.messages.append({"role": "user", "content": user})
         for _ in range(self.max_steps):
-            completion = await self.engine.generate(self.prompt(), self.params, self.adapter)
-            step = await self._step(completion)
+            completion, parsed = await self._next()
+            step = await self._step(completion, parsed)
             record.steps.append(step)
             if not step.calls:
                 record.reply = step.content
@@ -205,8 +207,15 @@ class MemoryAgent:
         record.seconds = time.perf_counter() - started
         return record
 
-    async def _step(self, completion: Completion) -> StepRecord:
-        parsed = parse_output(completion.text)
+    async def _next(self) -> tuple[Completion, ParsedOutput]:
+        """The model's next step: memlora's engine decodes the rendered prompt and the parser reads
+        it, or a chat endpoint (memlora.agent.endpoint.ChatEndpoint) takes the messages themselves."""
+        if self.remote:
+            return await self.engine.complete(self.messages, self.tools, self.params)
+        completion = await self.engine.generate(self.prompt(), self.params, self.adapter)
+        return completion, parse_output(completion.text)
+
+    async def _step(self, completion: Completion, parsed: ParsedOutput) -> StepRecord:
         step = StepRecord(
             raw=completion.text, content=parsed.content, parse_mode=parsed.mode, calls=[],
             prompt_tokens=completion.prompt_tokens, cached_prompt_tokens=completion.cached_prompt_tokens,

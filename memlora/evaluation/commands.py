@@ -31,12 +31,19 @@ from memlora.evaluation.episodes import EpisodeFileError, load_episodes
 @click.option("--limit", default=None, type=int, help="Only the first N episodes of the file.")
 @click.option("--device", default=None, help="torch device (default: cuda when available).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--endpoint", default=None,
+              help="Score an OpenAI-compatible endpoint with tool calling instead of a local model, e.g. "
+                   "http://127.0.0.1:8000/v1 (memlora api) or a hosted API; needs --endpoint-model.")
+@click.option("--endpoint-model", default=None, help="The model name to ask the endpoint for.")
+@click.option("--endpoint-key-env", default="OPENAI_API_KEY", show_default=True,
+              help="Environment variable holding the endpoint's API key (never passed on the command line).")
 @click.option("--rescore", is_flag=True,
               help="Score the episodes already finished in --out again under the current rules; loads no model.")
 def eval_command(
     episodes_path: str, model: str | None, adapter: str | None, server: str | None, out_dir: str, oracle: bool,
     reference_memory: bool, concurrency: int, max_steps: int, max_new_tokens: int, limit: int | None, device: str | None, no_progress: bool,
-    rescore: bool,
+    rescore: bool, endpoint: str | None = None, endpoint_model: str | None = None,
+    endpoint_key_env: str = "OPENAI_API_KEY",
 ) -> None:
     """Score a model (and adapter), or the oracle, on an episode file; writes report.* to --out.
 
@@ -76,7 +83,13 @@ def eval_command(
             click.echo(f"warning: {len(incomplete)} episodes (first: {incomplete[0]}) have sessions without "
                        "reference calls: their probes are asked on a memory missing what those sessions hold",
                        err=True)
-    if not oracle:
+    if endpoint or endpoint_model:
+        if not (endpoint and endpoint_model):
+            raise click.UsageError("--endpoint and --endpoint-model go together")
+        if oracle or model or adapter or device:
+            raise click.UsageError("--endpoint scores a remote model: it takes no --oracle, --model, --adapter "
+                                   "or --device")
+    if not oracle and not endpoint:
         from memlora.models.loading import DEFAULT_MODEL, choose_adapter
 
         model = model or DEFAULT_MODEL
@@ -88,6 +101,18 @@ def eval_command(
     dtype = None
     if oracle:
         player = OraclePlayer()
+    elif endpoint:
+        import os
+
+        from memlora.agent.endpoint import ChatEndpoint
+        from memlora.agent.engine import SamplingParams
+
+        remote = ChatEndpoint(endpoint, endpoint_model, api_key=os.environ.get(endpoint_key_env))
+        player = AgentPlayer(remote, params=SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0),
+                             max_steps=max_steps)
+        if reference_memory:
+            player = ReferenceMemoryPlayer(player)
+        model = endpoint_model
     else:
         from memlora.agent.engine import SamplingParams
         from memlora.agent.loop import build_engine
@@ -106,7 +131,7 @@ def eval_command(
         episodes=str(episodes_path), episodes_sha256=sha256_file(episodes_path),
         model=None if oracle else model, adapter=adapter, server=server, oracle=oracle, dtype=dtype,
         max_steps=None if oracle else max_steps, max_new_tokens=None if oracle else max_new_tokens,
-        reference_memory=reference_memory,
+        reference_memory=reference_memory, endpoint=endpoint,
     )
     out = Path(out_dir)
     try:

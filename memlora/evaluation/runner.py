@@ -282,11 +282,19 @@ async def play_episode(episode: Episode, player: Player, new_memory: Callable[[]
                     record.probes.append(ProbeRecord(probe.index, probe.after, probe.question, turn))
                     count(1)
     except Exception as error:  # noqa: BLE001 - recorded and reported, the run goes on
-        record.error = f"{type(error).__name__}: {error}"
+        record.error = describe_error(error)
     finally:
         memory.close()
     record.seconds = time.perf_counter() - started
     return record
+
+
+def describe_error(error: BaseException) -> str:
+    """`Type: message`, with the exceptions inside an ExceptionGroup (an MCP session's TaskGroup
+    wraps whatever failed in it, an endpoint's HTTP error included) spelled out."""
+    if isinstance(error, BaseExceptionGroup):
+        return "; ".join(describe_error(inner) for inner in error.exceptions)
+    return f"{type(error).__name__}: {error}"
 
 
 # ----------------------------------------------------------------------------- a whole run
@@ -306,6 +314,7 @@ class RunConfig:
     max_steps: int | None = None  # the agent's budget per user turn (None: the oracle)
     max_new_tokens: int | None = None
     reference_memory: bool = False  # sessions replayed from reference calls, the model asked the probes
+    endpoint: str | None = None  # an OpenAI-compatible endpoint's URL; `model` is then its model name
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -327,7 +336,8 @@ def prepare_out_dir(out_dir: Path, config: RunConfig) -> dict[str, EpisodeRecord
             k for k in ("max_steps", "max_new_tokens") if k in previous)
         # and before reference_memory: those played the model in every session
         previous.setdefault("reference_memory", False)
-        keys += ("reference_memory",)
+        previous.setdefault("endpoint", None)  # and before endpoints: those ran a local model
+        keys += ("reference_memory", "endpoint")
         if any(previous.get(k) != mine[k] for k in keys):
             raise ResumeMismatchError(
                 f"{out_dir} holds a run with other settings ({ {k: previous.get(k) for k in keys} }); "

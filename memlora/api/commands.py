@@ -1,0 +1,101 @@
+"""`memlora api`: serve the model, its adapters and memory mode over the OpenAI API."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import click
+
+from memlora.models.loading import BASE_ADAPTER, DEFAULT_MODEL
+
+API_KEY_ENV = "MEMLORA_API_KEY"
+
+
+def default_store() -> str:
+    import platformdirs
+
+    return f"sqlite:{Path(platformdirs.user_data_dir('memlora')) / 'api' / '{user}.db'}"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def adapter_id(model: str, path: str) -> str:
+    """The id suffix an adapter is served under: its folder name without the model's name
+    (adapters/qwen2.5-coder-0.5b-memory -> memory, so the model id is qwen2.5-coder-0.5b+memory)."""
+    name = Path(path).name
+    return name.removeprefix(Path(model).name + "-") or name
+
+
+@click.command("api")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (local only by default).")
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--model", default=DEFAULT_MODEL, show_default=True,
+              help="qwen2.5-coder-0.5b, gemma-3-270m, a local HF folder or a hub id.")
+@click.option("--adapter", "adapters", multiple=True,
+              help="LoRA adapter folder to serve as <model>+<name> (repeatable); 'none' serves the base model alone. "
+                   "Default: the adapter memlora ships for the model.")
+@click.option("--store", default=None,
+              help="Memory mode's store URL with {user} in it, one store per user; sqlite::memory: keeps them in "
+                   "memory. Default: sqlite:<user data folder>/api/{user}.db")
+@click.option("--api-key", envvar=API_KEY_ENV, default=None,
+              help=f"Require 'Authorization: Bearer KEY' on /v1 (or set ${API_KEY_ENV}).")
+@click.option("--max-request-bytes", default=1 << 20, show_default=True)
+@click.option("--max-concurrency", default=64, show_default=True, help="Requests in flight; more are answered 429.")
+@click.option("--max-tokens", "max_tokens_limit", default=4096, show_default=True,
+              help="The largest max_tokens a request may ask for.")
+@click.option("--max-steps", default=6, show_default=True, help="Model steps per user turn in memory mode.")
+@click.option("--max-batch", default=32, show_default=True, help="Rows the engine decodes together.")
+@click.option("--embeddings/--no-embeddings", default=True, show_default=True,
+              help="Serve all-minilm-l6-v2 on /v1/embeddings (needs memlora[api]).")
+@click.option("--default-user", default=None,
+              help="Memory mode's user id for requests that name none (a chat UI used by one person).")
+@click.option("--device", default=None, help="torch device (default: cuda when available).")
+@click.option("--allow-remote", is_flag=True, help="Listen on a non-loopback address without an API key.")
+def api(host: str, port: int, model: str, adapters: tuple[str, ...], store: str | None, api_key: str | None,
+        max_request_bytes: int, max_concurrency: int, max_tokens_limit: int, max_steps: int, max_batch: int,
+        embeddings: bool, default_user: str | None, device: str | None, allow_remote: bool) -> None:
+    """An OpenAI-compatible server: /v1/models, /v1/chat/completions, /v1/embeddings (docs/serving.md)."""
+    try:
+        import uvicorn
+
+        from memlora.api.app import ApiSettings, build_app
+        from memlora.api.memory import check_store_template
+    except ImportError as error:
+        raise click.ClickException(f"memlora api needs the api extra: pip install 'memlora[api]' ({error})") from error
+    from memlora.models.loading import adapter_name, choose_adapter, load_model
+
+    if not is_loopback(host) and not api_key and not allow_remote:
+        raise click.UsageError(f"--host {host} opens the models and every user's memory to the network: set "
+                               f"--api-key (or ${API_KEY_ENV}), or pass --allow-remote")
+    store = store or default_store()
+    try:
+        check_store_template(store)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--store") from error
+    if not adapters:
+        shipped = choose_adapter(model, None)
+        paths = [shipped] if shipped else []
+    elif adapters == (BASE_ADAPTER,):
+        paths = []
+    else:
+        paths = [str(Path(a)) for a in adapters]
+        for path in paths:
+            if not (Path(path) / "adapter_config.json").exists():
+                raise click.BadParameter(f"{path}: no adapter_config.json there", param_hint="--adapter")
+    loaded = load_model(model, adapters=paths or None, device=device)
+    ids = {adapter_id(model, path): adapter_name(path) for path in paths}
+    settings = ApiSettings(api_key=api_key, max_request_bytes=max_request_bytes, max_concurrency=max_concurrency,
+                           max_tokens_limit=max_tokens_limit, max_steps=max_steps, store=store, embeddings=embeddings,
+                           default_user=default_user)
+    app = build_app(loaded, settings, adapters=ids, base_id=model, max_batch=max_batch)
+    served = ", ".join(app.app.state.models.ids())
+    click.echo(f"memlora api on http://{host}:{port}/v1 serving: {served}", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
