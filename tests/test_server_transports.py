@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import pytest
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from wire import free_port, wait_for_port
 
 ENTITY = {"name": "Ana", "entityType": "person", "observations": ["likes jazz"]}
 
@@ -46,23 +45,6 @@ def test_memory_file_path_is_honoured_like_the_reference(tmp_path: Path) -> None
     path = tmp_path / "from-env.jsonl"
     anyio.run(create_and_read, serve_params(env={"MEMORY_FILE_PATH": str(path)}))
     assert '"name":"Ana"' in path.read_text(encoding="utf-8")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
-    for _ in range(300):
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {process.stderr.read().decode() if process.stderr else ''}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listening on {port}")
 
 
 @pytest.fixture

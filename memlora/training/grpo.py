@@ -513,7 +513,7 @@ def train_grpo(settings: GrpoSettings) -> Path:
     from memlora.models.token_rows import install_fast_token_rows
     from memlora.training.rewards import trl_reward_functions
     from memlora.training.sampling import sample_turns, weights_from_report
-    from memlora.training.sft import checkpoint_step, checkpoint_to_resume, time_limit_callback
+    from memlora.training.sft import checkpoint_step, checkpoint_to_resume, early_stop_callback
     from memlora.training.turns import build_tasks, turn_refs
 
     check_settings(settings)
@@ -582,7 +582,7 @@ def train_grpo(settings: GrpoSettings) -> Path:
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
-    callbacks = [time_limit_callback(settings.max_minutes * 60)] if settings.max_minutes else []
+    callbacks = [early_stop_callback(settings.max_minutes * 60 if settings.max_minutes else None)]
     trainer = grpo_trainer(
         model=model, reward_funcs=trl_reward_functions(tasks), args=args,
         train_dataset=Dataset.from_list([{"prompt": ref.key} for ref in chosen]),
