@@ -491,14 +491,16 @@ def test_memlora_api_command_serves_the_bundled_model_and_its_adapter(tmp_path: 
                                                messages=[{"role": "user", "content": "Hi, I'm Dana Reyes."}])
         assert reply.choices[0].message.content
         calls = reply.choices[0].message.model_extra["memory_calls"]
-        assert any(call["name"] == "create_entities" and call["ok"] for call in calls), calls
+        created = [entity["name"] for call in calls if call["name"] == "create_entities" and call["ok"]
+                   for entity in call["arguments"]["entities"]]
+        assert created, calls
     finally:
         process.terminate()
         process.wait(timeout=60)
     from memlora.store import open_store
 
-    with open_store(f"sqlite:{tmp_path}/dana.db") as store:
-        assert any("Dana" in entity.name for entity in store.read_graph().entities)
+    with open_store(f"sqlite:{tmp_path}/dana.db") as store:  # what the model created is in this user's store
+        assert set(created) <= {entity.name for entity in store.read_graph().entities}
 
 
 def test_a_call_cut_off_by_max_tokens_reaches_an_endpoint_client_as_the_local_parser_sees_it() -> None:
