@@ -195,6 +195,8 @@ def sit(args: argparse.Namespace) -> None:
     command = ["nice", "-n", str(args.nice), sys.executable, "-m", "memlora.cli", "train", "sft",
                "--data", str(work / "data"), "--out", str(adapter), *record["train_args"],
                "--resume", "--max-minutes", str(args.minutes)]
+    if args.threads:  # a machine setting, not part of the run: 1 leaves the other core to other work
+        command += ["--threads", str(args.threads)]
     started = dt.datetime.now(dt.timezone.utc)
     commit = git("rev-parse", "HEAD")  # the code this sitting trains with
     print(" ".join(command), flush=True)
@@ -207,6 +209,7 @@ def sit(args: argparse.Namespace) -> None:
             "date": started.isoformat(timespec="seconds"),
             "machine": machine(),
             "dtype": card.get("training", {}).get("dtype"),
+            "threads": args.threads,
             "code_commit": commit,
             "steps": [step0, step1],
             "tokens": tokens1 - tokens0,
@@ -246,6 +249,9 @@ def main() -> None:
     sitting.add_argument("--run", required=True)
     sitting.add_argument("--minutes", type=float, required=True)
     sitting.add_argument("--nice", type=int, default=10)
+    sitting.add_argument("--threads", type=int, default=None,
+                         help="torch threads of the trainer (default: one per core); 1 keeps a core free for "
+                              "other work without stalling the trainer's threads at every barrier")
     show = commands.add_parser("status", help="where the run stands")
     show.add_argument("--run", required=True)
     args = parser.parse_args()
