@@ -115,7 +115,8 @@ def _deprecated_alias(alias: str, flag: str, target: str) -> Callable[..., None]
 
 
 def _alias_or_flag(target: str) -> Callable[..., bool]:
-    """The flag is on when it or an alias was given (whichever click processed first)."""
+    """The flag is on when it or an alias was given: an alias that click processed first has
+    already set it in ctx.params."""
 
     def callback(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
         return bool(value or ctx.params.get(target))

@@ -252,3 +252,42 @@ def test_no_progress_still_means_quiet_and_says_it_is_deprecated(tmp_path: Path)
         assert ("episodes: 100%" in result.output) == (flag is None)  # the progress bar
     help_text = CliRunner().invoke(datagen, ["--help"]).output
     assert "--quiet" in help_text and "--no-progress" not in help_text
+
+
+def test_a_model_given_conflicts_with_eval_modes_that_run_none(tmp_path: Path) -> None:
+    """--model has a default now; only one typed on the command line contradicts --oracle or --endpoint."""
+    from memlora.evaluation.commands import eval_command
+
+    episodes = tmp_path / "e.jsonl"
+    episodes.write_text(json.dumps({
+        "id": "dog", "user": {"name": None},
+        "sessions": [{"id": "s1", "turns": [{"user": "I adopted a beagle called Biscuit."}],
+                      "learn": [{"kind": "entity", "name": "Biscuit", "type": ["dog"]}]}],
+        "probes": [{"after": "s1", "question": "What is my dog called?", "answers": ["Biscuit"], "kind": "single"}],
+    }) + "\n")
+    out = str(tmp_path / "o")
+    oracle = CliRunner().invoke(eval_command, [str(episodes), "--oracle", "--model", DEFAULT_MODEL, "--out", out])
+    assert oracle.exit_code == 2 and "--oracle replays reference calls: it takes no --model" in oracle.output
+    remote = CliRunner().invoke(eval_command, [str(episodes), "--endpoint", "http://127.0.0.1:9/v1",
+                                               "--endpoint-model", "m", "--dtype", "bf16", "--out", out])
+    assert remote.exit_code == 2 and "it takes no --oracle, --model, --adapter, --device or --dtype" in remote.output
+
+
+def test_records_leave_the_model_to_the_backend_unless_one_is_given(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: Path) -> None:
+    """The openai backend has its own default chat model: the shared --model default must not reach it."""
+    import memlora.records.backends as backends
+
+    asked: list[dict[str, Any]] = []
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        asked.append(kwargs)
+        raise backends.RecordsError("stop here")
+
+    monkeypatch.setattr(backends, "open_manager", refuse)
+    store = ["--store", f"sqlite:{tmp_path / 'r.db'}"]
+    for extra, model in (([], None), (["--model", DEFAULT_MODEL], DEFAULT_MODEL)):
+        result = CliRunner().invoke(main, ["records", "recall", "where?", *store, *extra, "--device", "cpu",
+                                           "--dtype", "fp32"])
+        assert result.exit_code == 1 and "stop here" in result.output
+        assert (asked[-1]["model"], asked[-1]["device"], asked[-1]["dtype"]) == (model, "cpu", "fp32")
