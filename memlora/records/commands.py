@@ -303,9 +303,8 @@ def import_command(source: Path, store_url: str | None, backend: str | None, mod
     """Add the records of a JSONL file (every line is checked first; ids already present are kept)."""
     from tqdm import tqdm
 
-    from memlora.records.transfer import import_jsonl
-
     from memlora.records.backends import open_manager
+    from memlora.records.transfer import import_jsonl
 
     with _errors(), open_manager(backend, store_url, model="none", adapter=None, trace=False) as manager:
         if manager.backend == "skip":
