@@ -445,7 +445,7 @@ def test_eval_scores_an_endpoint_through_the_same_agent_loop(server: RunningServ
                        oracle=False)
     asyncio.run(run_episodes(load_episodes(episodes_file), player, local_out, config, progress=False))
     result = CliRunner().invoke(eval_command, [str(episodes_file), "--endpoint", server.url, "--endpoint-model", "tiny",
-                                               "--max-steps", "3", "--max-new-tokens", "80", "--no-progress",
+                                               "--max-steps", "3", "--max-new-tokens", "80", "--quiet",
                                                "--out", str(remote_out)])
     assert result.exit_code == 0, result.output
     local, remote = load_results(local_out)["alice"], load_results(remote_out)["alice"]

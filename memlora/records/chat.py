@@ -43,7 +43,8 @@ def records_adapter(model: str) -> str | None:
 class LocalChatModel:
     """memlora's bundled model (or any model memlora can load), with an optional LoRA adapter."""
 
-    def __init__(self, model: str | None = None, adapter: str | None = None, loaded: Any = None) -> None:
+    def __init__(self, model: str | None = None, adapter: str | None = None, loaded: Any = None,
+                 device: str | None = None, dtype: str | None = None) -> None:
         from memlora.models.loading import DEFAULT_MODEL, adapter_name
 
         model = model or DEFAULT_MODEL
@@ -54,6 +55,7 @@ class LocalChatModel:
         self.model = model
         self._adapter_path = adapter
         self._loaded = loaded  # loaded on first use: purge or a skipped write never pays for it
+        self._device, self._dtype = device, dtype
         self.adapter = adapter_name(adapter) if adapter else None
         self.name = f"model:{Path(model).name}" if self.adapter is None else f"adapter:{self.adapter}"
         self.token_counter = f"{Path(model).name} tokenizer"
@@ -64,7 +66,8 @@ class LocalChatModel:
         if self._loaded is None:
             from memlora.models.loading import load_model
 
-            self._loaded = load_model(self.model, adapters=[self._adapter_path] if self._adapter_path else None)
+            self._loaded = load_model(self.model, adapters=[self._adapter_path] if self._adapter_path else None,
+                                      device=self._device, dtype=self._dtype)
         return self._loaded
 
     def _engine(self, system: str) -> Any:
@@ -202,6 +205,7 @@ class OpenAIEmbedder(CachedEmbedder):
 
 
 @functools.cache
-def shared_local_model(model: str | None, adapter: str | None) -> LocalChatModel:
+def shared_local_model(model: str | None, adapter: str | None, device: str | None = None,
+                       dtype: str | None = None) -> LocalChatModel:
     """One loaded model per process (the CLI and the MCP server write and answer with the same one)."""
-    return LocalChatModel(model, adapter)
+    return LocalChatModel(model, adapter, device=device, dtype=dtype)

@@ -25,6 +25,7 @@ from typing import Any
 import click
 
 from memlora.records.errors import RecordsError
+from memlora.settings import ADAPTER, DEVICE, DTYPE, MODEL, QUIET, given, hush_progress_bars
 
 _STORE_HELP = "Records store: sqlite:PATH or sqlite::memory:. Default: sqlite:<user data folder>/records.db."
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -62,12 +63,10 @@ def backend_options(function: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--backend", type=click.Choice(["local", "openai", "skip"]), default=None,
                      help="Memory backend; default: $MEMORY_BACKEND, else local."),
-        click.option("--model", default=None,
-                     help="local: a model memlora loads (default the bundled qwen2.5-coder-0.5b); openai: the chat "
-                          "model. 'none': rules to write, extraction to answer."),
-        click.option("--adapter", default=None,
-                     help="local: a records LoRA adapter; default adapters/<model>-records/ if shipped, else the base "
-                          "model with a strict prompt; 'none' forces the base model."),
+        MODEL(more_help="With the openai backend: the chat model (when not given, that backend's own default). "
+                        "'none': rules to write, extraction to answer."),
+        ADAPTER(more_help="Here a records adapter (adapters/<model>-records/); without one the base model answers "
+                          "with a strict prompt."),
         click.option("--trace", "trace_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
                      help="Trace file; default $MEMLORA_RECORDS_TRACE, else <store>.traces.jsonl beside the store."),
     ]
@@ -76,11 +75,24 @@ def backend_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return store_option(function)
 
 
+def model_load_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--dtype, --device and --quiet, for the commands that may load the local backend's model."""
+    for option in (QUIET, DEVICE, DTYPE):
+        function = option(function)
+    return function
+
+
 def _manager(backend: str | None, store_url: str | None, model: str | None, adapter: str | None,
-             trace_path: Path | None, mission: str | None = None) -> Any:
+             trace_path: Path | None, mission: str | None = None, device: str | None = None,
+             dtype: str | None = None, quiet: bool = False) -> Any:
     from memlora.records.backends import open_manager
 
-    return open_manager(backend, store_url, model=model, adapter=adapter, trace=trace_path, mission=mission)
+    if quiet:
+        hush_progress_bars()
+    # --model's default is the local backend's; left at it, each backend picks its own
+    chosen = model if given("model") else None
+    return open_manager(backend, store_url, model=chosen, adapter=adapter, trace=trace_path, mission=mission,
+                        device=device, dtype=dtype)
 
 
 def _plain_store(store_url: str | None, backend: str | None) -> Any:
@@ -107,11 +119,13 @@ def records() -> None:
 @click.option("--event", metavar="EVENT", help="Force the event instead of the writer's choice.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @backend_options
+@model_load_options
 def write(text: str, pose: str | None, mission: str | None, tags: tuple[str, ...], timestamp: float | None,
-          event: str | None, as_json: bool, store_url: str | None, backend: str | None, model: str | None,
-          adapter: str | None, trace_path: Path | None) -> None:
+          event: str | None, as_json: bool, store_url: str | None, backend: str | None, model: str,
+          adapter: str | None, trace_path: Path | None, dtype: str | None, device: str | None, quiet: bool) -> None:
     """Turn the observation TEXT into a record and store it."""
-    with _errors(), _manager(backend, store_url, model, adapter, trace_path) as manager:
+    with _errors(), _manager(backend, store_url, model, adapter, trace_path, device=device, dtype=dtype,
+                             quiet=quiet) as manager:
         result = manager.write(text, pose=pose, mission=mission, tags=tags, timestamp=timestamp, event=event)
     if as_json:
         click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
@@ -145,13 +159,16 @@ def write(text: str, pose: str | None, mission: str | None, tags: tuple[str, ...
 @click.option("--mode", type=click.Choice(["hybrid", "fts", "vector"]), default="hybrid", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print answer, citations, evidence and trace as JSON.")
 @backend_options
+@model_load_options
 def recall(question: str, mission: str | None, across: bool, k: int, budget: int, since: float | None,
            until: float | None, tags: tuple[str, ...], mode: str, as_json: bool, store_url: str | None,
-           backend: str | None, model: str | None, adapter: str | None, trace_path: Path | None) -> None:
+           backend: str | None, model: str, adapter: str | None, trace_path: Path | None, dtype: str | None,
+           device: str | None, quiet: bool) -> None:
     """Answer QUESTION from the records, citing them as [1], [2]."""
     if mission and across:
         raise click.UsageError("--mission and --all-missions exclude each other")
-    with _errors(), _manager(backend, store_url, model, adapter, trace_path) as manager:
+    with _errors(), _manager(backend, store_url, model, adapter, trace_path, device=device, dtype=dtype,
+                             quiet=quiet) as manager:
         result = manager.recall(question, k=k, token_budget=budget, mission=mission, across_missions=across,
                                 since=since, until=until, tags=tags, mode=mode)  # type: ignore[arg-type]
     if as_json:
@@ -280,19 +297,21 @@ def export(out: str, mission: str | None, force: bool, backend: str | None, stor
 @records.command("import")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @backend_options
+@QUIET
 def import_command(source: Path, store_url: str | None, backend: str | None, model: str | None,
-                   adapter: str | None, trace_path: Path | None) -> None:
+                   adapter: str | None, trace_path: Path | None, quiet: bool) -> None:
     """Add the records of a JSONL file (every line is checked first; ids already present are kept)."""
     from tqdm import tqdm
 
+    from memlora.records.backends import open_manager
     from memlora.records.transfer import import_jsonl
 
-    with _errors(), _manager(backend, store_url, "none", None, False) as manager:
+    with _errors(), open_manager(backend, store_url, model="none", adapter=None, trace=False) as manager:
         if manager.backend == "skip":
             raise RecordsError("memory is off (MEMORY_BACKEND=skip): nothing imported")
         lines = source.read_text(encoding="utf-8").splitlines()
         with tqdm(total=sum(1 for line in lines if line.strip()), unit="record", desc="import", file=sys.stderr,
-                  disable=None) as bar:
+                  disable=True if quiet else None) as bar:
             report = import_jsonl(manager.store, lines, source=str(source), progress=bar.update)
     click.echo(f"read {report.read} records: {report.added} added, {report.already_present} already present", err=True)
 

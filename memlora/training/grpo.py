@@ -27,74 +27,75 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
+
+import click
 
 from memlora.files import sha256_file
+from memlora.settings import (
+    DEVICE, DTYPE, MODEL, QUIET, Dtype, common_setting, hush_progress_bars, setting, settings_to_dict,
+)
 from memlora.training.sft import SettingsError
 
 ADAPTER = "default"  # the name PEFT gives the adapter being trained
-PREFIX_CACHES = ("auto", "adapted", "base", "off")
+PrefixCacheChoice = Literal["auto", "adapted", "base", "off"]
+PREFIX_CACHES: tuple[str, ...] = get_args(PrefixCacheChoice)
+FOLDER = click.Path(path_type=Path, file_okay=False)
 
 
 @dataclass
 class GrpoSettings:
-    """Everything `memlora train grpo` takes; each field is a command-line option of the same name."""
+    """Everything `memlora train grpo` takes; each field is one of its command-line options
+    (memlora.settings), and the adapter's card.json records them all under "settings"."""
 
-    # the adapter to start from (a `memlora train sft` output folder); GRPO refines it
-    init: Path
-    # a `memlora datagen` folder: turns are drawn from its train.episodes.jsonl
-    data: Path
-    # where the adapter, its card, plots and checkpoints (OUT/checkpoints) are written
-    out: Path
-    # the base model of `init` (bundled name, local folder or hub id)
-    model: str = "qwen2.5-coder-0.5b"
-    # a `memlora eval` output folder (or its report.json) on validation episodes: draw the kinds
-    # of turn the adapter gets wrong there more often (memlora.training.sampling); None: every
-    # kind equally often
-    weights_from: Path | None = None
-    # optimizer steps of the whole run; each samples `turns_per_step` turns
-    max_steps: int = 50
-    # distinct turns per optimizer step
-    turns_per_step: int = 2
-    # rollouts per turn (GRPO's group: rewards are compared within it); at least 2
-    group_size: int = 4
-    # tokens the model may write per assistant step
-    max_new_tokens: int = 160
-    # assistant steps per turn (calls, results, calls ... reply), as `memlora eval --max-steps`
-    agent_steps: int = 3
-    # sampling temperature and nucleus of the rollouts (GRPO needs different rollouts per group)
-    temperature: float = 1.0
-    top_p: float = 1.0
-    learning_rate: float = 2e-5
-    # KL penalty towards the starting adapter (TRL's beta; 0 skips the reference pass)
-    beta: float = 0.0
-    # PPO-style clipping of the probability ratio (TRL's epsilon)
-    epsilon: float = 0.2
-    # rollouts per forward/backward pass; turns_per_step * group_size must be a multiple of it
-    # times the number of processes
-    micro_batch: int = 1
-    # checkpoint every N optimizer steps (OUT/checkpoints, for --resume)
-    save_every: int = 10
-    # wall-time budget of this run in minutes: stop after the optimizer step that passes it,
-    # save a checkpoint and write the adapter; None: run to max_steps
-    max_minutes: float | None = None
-    # continue from the newest checkpoint in OUT/checkpoints
-    resume: bool = False
-    # seeds the turn sample and the rollouts' sampling
-    seed: int = 0
-    # the shared system prompt + tool block as a KV cache: "auto" follows the init adapter's card
-    # (adapters trained before 2026-12-07 saw a base-model cache, later ones an adapted one);
-    # "adapted": computed with the adapter every step; "base": computed once by the base model;
-    # "off": every rollout runs it (exact, about twice the cost on a CPU)
-    prefix_cache: str = "auto"
-    # run each turn's own prompt (the session so far) once per group, without gradients, like the
-    # shared prefix: only the model's outputs run with gradients, about group_size times less
-    # work per rollout on a CPU; False: each rollout runs its prompt with gradients (exact). No
-    # effect with prefix_cache "off", which runs everything exactly
-    turn_prompt_cache: bool = True
-    threads: int | None = None  # torch CPU threads
-    device: str | None = None  # cpu, cuda, cuda:1 ... (default: the GPU when there is one)
-    dtype: str | None = None  # auto, bf16, fp32; None: $MEMLORA_DTYPE, else auto
+    init: Path = setting(help="The adapter to refine: a `memlora train sft` output folder.", type=FOLDER)
+    data: Path = setting(help="Folder written by `memlora datagen`: turns are drawn from its train.episodes.jsonl.",
+                         type=FOLDER)
+    out: Path = setting(help="Adapter folder to write (its card, plots, and checkpoints in OUT/checkpoints), "
+                             "e.g. adapters/my-memory-grpo.", type=FOLDER)
+    model: str = common_setting(MODEL, "The base model of --init.")
+    weights_from: Path | None = setting(
+        None, "A `memlora eval` folder (or its report.json) on validation episodes: draw the kinds of turn the "
+              "adapter gets wrong there more often (memlora.training.sampling). Default: every kind equally often.")
+    max_steps: int = setting(50, "Optimizer steps of the whole run; each samples --turns-per-step turns.")
+    turns_per_step: int = setting(2, "Distinct turns per optimizer step.")
+    group_size: int = setting(4, "Rollouts per turn (GRPO's group: rewards are compared within it), at least 2.")
+    max_new_tokens: int = setting(160, "Tokens the model may write per assistant step.")
+    agent_steps: int = setting(3, "Assistant steps per turn (calls, results, calls ... reply), as "
+                                  "`memlora eval --max-steps`.")
+    temperature: float = setting(1.0, "Sampling temperature of the rollouts (GRPO needs different rollouts per "
+                                      "group).")
+    top_p: float = setting(1.0, "Nucleus of the rollouts' sampling.")
+    learning_rate: float = setting(2e-5, "Learning rate.", flag="--lr")
+    beta: float = setting(0.0, "KL penalty towards the --init adapter (TRL's beta; 0 skips the reference pass).")
+    epsilon: float = setting(0.2, "Clipping of the probability ratio (TRL's epsilon, PPO-style).")
+    micro_batch: int = setting(1, "Rollouts per forward/backward pass; --turns-per-step x --group-size must be a "
+                                  "multiple of it times the number of processes.")
+    save_every: int = setting(10, "Checkpoint every N optimizer steps (OUT/checkpoints, for --resume).")
+    max_minutes: float | None = setting(
+        None, "Wall-time budget of this run: stop after the optimizer step that passes it, save a checkpoint and "
+              "write the adapter. Default: run to --max-steps.")
+    resume: bool = setting(False, "Continue from the newest checkpoint in OUT/checkpoints.")
+    seed: int = setting(0, "Seeds the turn sample and the rollouts' sampling.")
+    prefix_cache: PrefixCacheChoice = setting(
+        "auto", "The shared system prompt + tool block as a KV cache: as the --init adapter was trained (auto: "
+                "its card says; adapters before 2026-12-07 saw a base-model cache), computed with the adapter "
+                "every step (adapted), once by the base model (base), or run in every rollout (off: exact, about "
+                "twice the cost on a CPU).")
+    turn_prompt_cache: bool = setting(
+        True, "Run each turn's own prompt (the session so far) once per group without gradients, like the shared "
+              "prefix: only the model's outputs run with gradients, about --group-size times less work per "
+              "rollout on a CPU. Off: every rollout runs its prompt with gradients (exact). No effect with "
+              "--prefix-cache off, which runs everything exactly.")
+    threads: int | None = setting(None, "torch CPU threads. Default: torch's choice.")
+    device: str | None = common_setting(DEVICE)
+    dtype: Dtype | None = common_setting(DTYPE)
+    quiet: bool = common_setting(QUIET)
+
+
+# settings that say how this run goes, or where from, not what it trains: left out of the card's
+# "hyperparameters"
+RUN_SETTINGS = ("init", "data", "out", "resume", "device", "threads", "weights_from", "quiet")
 
 
 def check_settings(settings: GrpoSettings) -> None:
@@ -526,6 +527,8 @@ def train_grpo(settings: GrpoSettings) -> Path:
     prefix_mode = resolve_prefix_cache(settings)
     if settings.threads:
         torch.set_num_threads(settings.threads)
+    if settings.quiet:
+        hush_progress_bars()
 
     episodes_path = Path(settings.data) / "train.episodes.jsonl"
     episodes = load_episodes(episodes_path)
@@ -580,7 +583,7 @@ def train_grpo(settings: GrpoSettings) -> Path:
         report_to="none",
         use_cpu=device.type == "cpu",
         dataloader_num_workers=0,
-        disable_tqdm=False,
+        disable_tqdm=settings.quiet,
     )
     callbacks = [early_stop_callback(settings.max_minutes * 60 if settings.max_minutes else None)]
     trainer = grpo_trainer(
@@ -650,8 +653,7 @@ def write_card(out: Path, *, settings: GrpoSettings, episodes_path: Path, second
     stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
     rewards = [e["reward"] for e in history if "reward" in e]
     rollout_seconds = totals["rollout_seconds"]
-    hyperparameters = {k: v for k, v in asdict(settings).items()
-                       if k not in ("init", "data", "out", "resume", "device", "threads", "weights_from")}
+    hyperparameters = {k: v for k, v in asdict(settings).items() if k not in RUN_SETTINGS}
     hyperparameters["prefix_cache"] = prefix_mode  # resolved: what the engine must give this adapter
     card = {
         "base_model": settings.model,
@@ -669,6 +671,7 @@ def write_card(out: Path, *, settings: GrpoSettings, episodes_path: Path, second
         "sampling": {"weights_from": str(settings.weights_from) if settings.weights_from else None,
                      "weights": weights or "every kind 1 (default)"},
         "hyperparameters": hyperparameters,
+        "settings": settings_to_dict(settings),  # as given: `memlora train grpo --config card.json`
         "training": {
             "optimizer_steps": steps,
             "wall_seconds": round(seconds, 1),

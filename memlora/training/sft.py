@@ -12,17 +12,23 @@ import math
 import random
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
+
+import click
 
 from memlora.files import sha256_file
+from memlora.settings import (
+    DEVICE, DTYPE, MODEL, QUIET, Dtype, common_setting, hush_progress_bars, nested_settings, setting,
+    settings_to_dict,
+)
 
 ATTENTION_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP_MODULES = ("gate_proj", "up_proj", "down_proj")
 
-
-PREFIX_CACHES = ("adapted", "base", "off")
+PrefixCache = Literal["adapted", "base", "off"]
+PREFIX_CACHES: tuple[str, ...] = get_args(PrefixCache)
 
 
 class SettingsError(ValueError):
@@ -31,14 +37,19 @@ class SettingsError(ValueError):
 
 @dataclass
 class LoraSettings:
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: tuple[str, ...] = ATTENTION_MODULES
-    include_mlp: bool = False
-    # own embedding and output-head rows for the special tokens the model writes: tool-call
-    # tags, end of turn (memlora.models.token_rows)
-    train_format_tokens: bool = True
+    """The shape of the LoRA adapter (PEFT's LoraConfig); options `--lora-*` unless named otherwise."""
+
+    r: int = setting(16, "LoRA rank.")
+    alpha: int = setting(32, "LoRA alpha (the update is scaled by alpha / r).")
+    dropout: float = setting(0.05, "Dropout on the LoRA input during training.")
+    target_modules: tuple[str, ...] = setting(ATTENTION_MODULES, "Projections to adapt, comma-separated.",
+                                              flag="--target-modules")
+    include_mlp: bool = setting(False, "Also adapt the MLP projections (" + ", ".join(MLP_MODULES) + ").",
+                                flag="--mlp/--no-mlp")
+    # own embedding and output-head rows for the special tokens the model writes (memlora.models.token_rows)
+    train_format_tokens: bool = setting(
+        True, "Train the adapter's own embedding and output rows for the tool-call tags and end-of-turn token.",
+        flag="--format-token-rows/--no-format-token-rows")
 
     def modules(self) -> list[str]:
         return list(self.target_modules) + (list(MLP_MODULES) if self.include_mlp else [])
@@ -46,35 +57,51 @@ class LoraSettings:
 
 @dataclass
 class SftSettings:
-    data: Path
-    out: Path
-    model: str = "qwen2.5-coder-0.5b"
-    lora: LoraSettings = field(default_factory=LoraSettings)
-    learning_rate: float = 2e-4
-    epochs: float = 1.0
-    max_steps: int = -1  # > 0 overrides epochs
-    batch_size: int = 1
-    grad_accum: int = 8
-    max_length: int = 4096
-    max_train_rows: int | None = None
-    max_eval_rows: int = 48
-    eval_every: int = 25  # optimizer steps
-    save_every: int = 25
-    early_stopping_patience: int = 4
-    max_minutes: float | None = None  # wall-time budget of this run; stops after the step that passes it
-    warmup_ratio: float = 0.03
-    seed: int = 0
-    resume: bool = False
-    init_adapter: Path | None = None  # start from this adapter's weights instead of fresh LoRA
-    # how rows see the shared system prompt + tool block (frozen_prefix_trainer):
-    # "adapted": a KV cache computed with the current adapter, refreshed every optimizer step
-    #            (what every runtime that applies a LoRA to every token computes);
-    # "base":    a KV cache computed once by the base model (adapters trained before 2026-12-07);
-    # "off":     every row runs the prefix itself, gradients through it (exact, about twice the cost)
-    prefix_cache: str = "adapted"
-    threads: int | None = None
-    device: str | None = None
-    dtype: str | None = None  # auto, bf16, fp32; None: $MEMLORA_DTYPE, else auto (choose_dtype)
+    """Everything `memlora train sft` takes; each leaf field is one of its command-line options
+    (memlora.settings), and the adapter's card.json records them all under "settings"."""
+
+    data: Path = setting(help="Folder written by `memlora datagen` (train.rows.jsonl, validation.rows.jsonl).",
+                         type=click.Path(path_type=Path, file_okay=False))
+    out: Path = setting(help="Adapter folder to write, e.g. adapters/my-memory; checkpoints go to OUT/checkpoints.",
+                        type=click.Path(path_type=Path, file_okay=False))
+    model: str = common_setting(MODEL)
+    lora: LoraSettings = nested_settings(LoraSettings, "The LoRA adapter's shape.", prefix="lora-")
+    learning_rate: float = setting(2e-4, "Peak learning rate (cosine decay after a warmup).", flag="--lr")
+    epochs: float = setting(1.0, "Passes over the training rows (when --max-steps is not set).")
+    max_steps: int = setting(-1, "Optimizer steps; overrides --epochs when > 0.")
+    batch_size: int = setting(1, "Rows per forward pass (training and validation).")
+    grad_accum: int = setting(8, "Forward passes per optimizer step.")
+    max_length: int = setting(4096, "Tokens per row; longer rows are cut.")
+    max_train_rows: int | None = setting(
+        None, "Train on a seeded random sample of N training rows (--seed). Default: all of them.")
+    max_eval_rows: int = setting(48, "Validation rows (a seeded random sample).")
+    eval_every: int = setting(25, "Validation every N optimizer steps.")
+    save_every: int = setting(25, "Checkpoint every N optimizer steps (a multiple of --eval-every when there "
+                                  "are validation rows: the best checkpoint is kept by validation loss).")
+    early_stopping_patience: int = setting(4, "Early-stopping patience in validations (0: off).", flag="--patience")
+    max_minutes: float | None = setting(
+        None, "Wall-time budget of this run: stop after the optimizer step that passes it, validate, save and "
+              "write the adapter.")
+    warmup_ratio: float = setting(0.03, "Learning-rate warmup, as a share of the optimizer steps of --epochs.")
+    seed: int = setting(0, "Seeds the row samples, the data order and the LoRA initialisation.")
+    resume: bool = setting(False, "Continue from the newest checkpoint in OUT/checkpoints (start when there is none).")
+    init_adapter: Path | None = setting(
+        None, "Start from this adapter's weights (same LoRA shape) instead of a fresh LoRA.",
+        type=click.Path(path_type=Path, file_okay=False, exists=True))
+    # how rows see the shared system prompt + tool block (frozen_prefix_trainer)
+    prefix_cache: PrefixCache = setting(
+        "adapted", "The shared system prompt + tool block as a KV cache: computed with the current adapter every "
+                   "optimizer step (adapted: what every runtime that applies a LoRA to every token computes), once "
+                   "by the base model (base, as adapters before 2026-12-07), or run in every row (off: exact, "
+                   "gradients through it, about twice the cost).")
+    threads: int | None = setting(None, "torch CPU threads. Default: torch's choice.")
+    device: str | None = common_setting(DEVICE)
+    dtype: Dtype | None = common_setting(DTYPE)  # None: $MEMLORA_DTYPE, else auto (choose_dtype)
+    quiet: bool = common_setting(QUIET)
+
+
+# settings that say how this run goes, not what it trains: left out of the card's "hyperparameters"
+RUN_SETTINGS = ("data", "out", "resume", "device", "threads", "quiet")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,6 +218,8 @@ def train_sft(settings: SftSettings) -> Path:
 
     if settings.threads:
         torch.set_num_threads(settings.threads)
+    if settings.quiet:
+        hush_progress_bars()
     train_path, validation_path = data_files(settings.data)
     check_settings(settings, validates=validation_path is not None)
     out = settings.out
@@ -244,7 +273,7 @@ def train_sft(settings: SftSettings) -> Path:
         dataloader_num_workers=0,
         # TRL turns it on by default; it recomputes every forward and would drop the prefix cache
         activation_checkpointing=False,
-        disable_tqdm=False,
+        disable_tqdm=settings.quiet,
     )
     from memlora.agent.protocol import END_OF_TURN
     from memlora.models.token_rows import format_token_ids, trainable_token_targets
@@ -661,9 +690,8 @@ def write_card(out: Path, *, settings: SftSettings, train_path: Path, **facts: A
                 "train_rows": facts["n_train"],
                 "validation_rows": facts["n_eval"],
             },
-            "hyperparameters": {
-                k: v for k, v in asdict(settings).items() if k not in ("data", "out", "resume", "device", "threads")
-            },
+            "hyperparameters": {k: v for k, v in asdict(settings).items() if k not in RUN_SETTINGS},
+            "settings": settings_to_dict(settings),  # every setting: `memlora train sft --config card.json`
             "training": {
                 "optimizer_steps": facts["global_step"],
                 "wall_seconds": round(seconds, 1),
