@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 import memlora.models  # noqa: F401 - OpenMP settings before torch does work
-from memlora.agent.protocol import render_prompt
+from memlora.models.chat_format import render_prompt
 from memlora.models.loading import load_model
 from memlora.training.sft import is_opening_call
 

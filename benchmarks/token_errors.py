@@ -38,7 +38,8 @@ from typing import Any
 import torch
 
 import memlora.models  # noqa: F401 - OpenMP settings before torch does work
-from memlora.models.loading import BASE_ADAPTER, adapter_name, end_of_turn_token, load_model
+from memlora.models.chat_format import END_OF_TURN
+from memlora.models.loading import BASE_ADAPTER, adapter_name, load_model
 from memlora.training.sft import assistant_spans, read_rows, shared_prefix_ids
 
 KINDS = ("turn start (call)", "turn start (reply)", "tool name", "entity names", "types", "observation list opens", "observation text",
@@ -213,7 +214,7 @@ def main() -> None:
     loaded = load_model(args.model, adapters=[a for a in adapters if a != BASE_ADAPTER], cpu_speedups=False)
     names = [a if a == BASE_ADAPTER else adapter_name(a) for a in adapters]
     rows = read_rows(args.rows, args.limit, args.seed)
-    results = score(loaded, rows, names, end_of_turn_token(loaded.family))
+    results = score(loaded, rows, names, END_OF_TURN[loaded.family])
     results = {label: results[name] for label, name in zip(adapters, names)}
     print(f"{len(rows)} rows of {args.rows}, {args.model}, {platform.machine()}, "
           f"{torch.get_num_threads()} threads, {date.today()}")

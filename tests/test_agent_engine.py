@@ -10,8 +10,9 @@ import torch
 from memlora.agent.engine import GenerationEngine, SamplingParams
 from memlora.agent.loop import session_prefix
 from memlora.agent.prompt import session_opening
-from memlora.agent.protocol import model_tools, render_prompt
-from memlora.models.loading import tiny_model
+from memlora.agent.protocol import model_tools
+from memlora.models.chat_format import render_prompt
+from memlora.testing import tiny_model
 
 
 @pytest.fixture(scope="module")

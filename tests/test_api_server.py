@@ -23,9 +23,11 @@ uvicorn = pytest.importorskip("uvicorn")
 
 from memlora.agent.engine import GenerationEngine, SamplingParams  # noqa: E402
 from memlora.agent.prompt import session_opening, tool_call_message, tool_result_message  # noqa: E402
-from memlora.agent.protocol import model_tools, render_prompt  # noqa: E402
+from memlora.agent.protocol import model_tools  # noqa: E402
+from memlora.models.chat_format import render_prompt  # noqa: E402
 from memlora.api.app import ApiSettings, build_app  # noqa: E402
-from memlora.models.loading import load_model, tiny_model  # noqa: E402
+from memlora.models.loading import load_model  # noqa: E402
+from memlora.testing import tiny_model  # noqa: E402
 
 SEARCH_TOOL = {"type": "function", "function": {
     "name": "search", "description": "Search the notes.",

@@ -13,7 +13,8 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from memlora.agent.engine import GenerationEngine, SamplingParams
 from memlora.agent.loop import session_prefix
 from memlora.agent.prompt import session_opening
-from memlora.agent.protocol import model_tools, render_prompt
+from memlora.agent.protocol import model_tools
+from memlora.models.chat_format import render_prompt
 from memlora.models.cpu_inference import (
     PackedLinear,
     growing_cache,
@@ -21,7 +22,7 @@ from memlora.models.cpu_inference import (
     prepare_for_cpu_inference,
     small_query_attention,
 )
-from memlora.models.loading import tiny_model
+from memlora.testing import tiny_model
 
 
 class _Heads(nn.Module):

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from memlora.models.loading import load_model, tiny_model
+from memlora.models.loading import load_model
+from memlora.testing import tiny_model
 from memlora.models.token_rows import (
     install_fast_token_rows,
     format_token_ids,

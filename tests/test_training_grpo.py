@@ -14,9 +14,11 @@ import torch
 
 from memlora.agent.engine import Completion
 from memlora.agent.prompt import tool_call_message, tool_result_message
-from memlora.agent.protocol import model_tools, render_prompt
+from memlora.agent.protocol import model_tools
+from memlora.models.chat_format import render_prompt
 from memlora.evaluation.episodes import load_episodes
-from memlora.models.loading import LoadedModel, tiny_model
+from memlora.models.loading import LoadedModel
+from memlora.testing import tiny_model
 from memlora.training.grpo import GrpoSettings, RolloutRunner, check_settings, grpo_trainer, train_grpo
 from memlora.training.rewards import REWARD_TERMS, reference_rollout
 from memlora.training.sft import SettingsError

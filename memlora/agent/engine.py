@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import torch
 
-from memlora.agent.protocol import stop_token_ids
+from memlora.models.chat_format import stop_token_ids
 from memlora.models.cpu_inference import growing_cache
 from memlora.models.loading import BASE_ADAPTER, LoadedModel
 

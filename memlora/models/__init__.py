@@ -13,17 +13,6 @@ import os
 if "OMP_WAIT_POLICY" not in os.environ:
     os.environ.setdefault("GOMP_SPINCOUNT", "20000")
 
-from memlora.models.loading import (  # noqa: E402
-    BASE_ADAPTER,
-    BUNDLED,
-    DEFAULT_MODEL,
-    LoadedModel,
-    convert_bundled,
-    load_model,
-    resolve_model,
-    tiny_model,
-)
-
 __all__ = [
     "BASE_ADAPTER",
     "BUNDLED",
@@ -32,5 +21,13 @@ __all__ = [
     "convert_bundled",
     "load_model",
     "resolve_model",
-    "tiny_model",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """The loader's public names, imported on first use: the chat format alone needs no torch."""
+    if name in __all__:
+        from memlora.models import loading
+
+        return getattr(loading, name)
+    raise AttributeError(f"module 'memlora.models' has no attribute {name!r}")

@@ -148,25 +148,23 @@ class BaseGguf:
         return quants.dequantize(np.asarray(tensor.data[ids]), tensor.tensor_type).astype(np.float32)
 
 
-def opening_invocation(tokenizer: Any) -> list[int]:
-    """The aLoRA invocation tokens for an adapter whose system prompt runs without it: the tokens
-    of the runtime's opening read_graph call and the start of its result, from the second token
-    after the system prompt on (see the module docstring)."""
-    from memlora.agent.loop import session_prefix
-    from memlora.agent.prompt import session_opening
-    from memlora.agent.protocol import model_tools, render_prompt
+def invocation_tokens(tokenizer: Any, prefix: str, conversation: str) -> list[int]:
+    """The aLoRA invocation tokens for an adapter whose system prompt runs without it.
 
-    tools = model_tools()
+    `prefix` is the system turn alone (system prompt and tool block) and `conversation` a
+    session that starts with it: the runtime's opening read_graph call and its result, then a
+    user turn. The invocation is that conversation's tokens from the second token after the
+    prefix up to the start of the opening call's result (see the module docstring).
+    memlora.agent.loop.opening_invocation renders both texts with memlora's own session.
+    """
 
     def encode(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    prefix = encode(session_prefix(tokenizer, tools))
-    full = encode(render_prompt(tokenizer, session_opening({"entities": [], "relations": []})
-                                + [{"role": "user", "content": "Hi"}], tools))
-    if full[: len(prefix)] != prefix:
+    prefix_ids, full = encode(prefix), encode(conversation)
+    if full[: len(prefix_ids)] != prefix_ids:
         raise ExportError("the system prompt does not tokenize the same alone and in a conversation")
-    tail = full[len(prefix) + 1:]
+    tail = full[len(prefix_ids) + 1:]
     for end in range(1, len(tail) + 1):
         if "<tool_response>" in tokenizer.decode(tail[:end]):
             return tail[:end]
@@ -278,7 +276,7 @@ def write_merged_safetensors(model: str, adapter_dir: str | Path, out: str | Pat
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from memlora.agent.protocol import install_chat_template
+    from memlora.models.chat_format import install_chat_template
     from memlora.models.loading import model_family, resolve_model
 
     source = resolve_model(model)
@@ -350,22 +348,21 @@ def write_peft_lora(adapter: AdapterWeights, model: str, out: str | Path) -> Pat
     return out
 
 
-def ollama_modelfile(base_gguf: str, adapter_gguf: str | None, family: str) -> str:
-    """An Ollama Modelfile: the base GGUF, the LoRA GGUF as ADAPTER, and memlora's chat format as a
-    Go template (Qwen's native tool calls; results in one user turn of <tool_response> blocks)."""
-    from memlora.agent.prompt import SYSTEM_PROMPT
-
+def ollama_modelfile(base_gguf: str, adapter_gguf: str | None, family: str, system: str) -> str:
+    """An Ollama Modelfile: the base GGUF, the LoRA GGUF as ADAPTER, the chat format as a Go
+    template (Qwen's native tool calls; results in one user turn of <tool_response> blocks) and
+    `system` (memlora.agent.prompt.SYSTEM_PROMPT) as the default system prompt."""
     if family != "qwen":
         raise ExportError("an Ollama template is written for the Qwen format only; Gemma uses memlora's own format")
     lines = [f"FROM {base_gguf}"]
     if adapter_gguf:
         lines.append(f"ADAPTER {adapter_gguf}")
-    lines += [f'TEMPLATE """{OLLAMA_QWEN_TEMPLATE}"""', f'SYSTEM """{SYSTEM_PROMPT}"""',
+    lines += [f'TEMPLATE """{OLLAMA_QWEN_TEMPLATE}"""', f'SYSTEM """{system}"""',
               'PARAMETER stop "<|im_end|>"', "PARAMETER temperature 0", ""]
     return "\n".join(lines)
 
 
-# Qwen 2.5's tool-calling format (memlora.agent.protocol.QWEN_CHAT_TEMPLATE) in Ollama's Go templates:
+# Qwen 2.5's tool-calling format (the Qwen tokenizer's own Jinja template) in Ollama's Go templates:
 # consecutive tool results share one user turn, as in the Jinja original.
 OLLAMA_QWEN_TEMPLATE = """{{- if or .System .Tools }}<|im_start|>system
 {{ if .System }}{{ .System }}{{ else }}You are Qwen, created by Alibaba Cloud. You are a helpful assistant.{{ end }}

@@ -149,7 +149,7 @@ def resolve_model(name_or_path: str) -> Path | str:
 
 
 def model_family(model: Any) -> str:
-    """'qwen' or 'gemma': which chat format (memlora.agent.protocol) the model speaks."""
+    """'qwen' or 'gemma': which chat format (memlora.models.chat_format) the model speaks."""
     model_type = getattr(getattr(model, "config", None), "model_type", "") or ""
     return "gemma" if model_type.startswith("gemma") else "qwen"
 
@@ -353,7 +353,7 @@ def load_model(
     model = AutoModelForCausalLM.from_pretrained(str(source), dtype=choose_dtype(target, dtype))
     model.to(target).eval()
     family = model_family(model)
-    from memlora.agent.protocol import install_chat_template
+    from memlora.models.chat_format import install_chat_template
 
     install_chat_template(tokenizer, family)  # Gemma 3 base has none: memlora's format
     named = normalise_adapters(adapters)
@@ -365,36 +365,3 @@ def load_model(
         prepare_for_cpu_inference(model)  # after the adapters, so their layers are packed too
     base_prefix = frozenset(name for name, path in named.items() if adapter_prefix_cache(path) == "base")
     return LoadedModel(model, tokenizer, str(name_or_path), family, target, list(named), base_prefix)
-
-
-def tiny_model(family: str = "qwen", seed: int = 0, tokenizer: Any = None, tie_embeddings: bool = True) -> LoadedModel:
-    """A randomly initialised 2-layer model for tests: real architecture, untrained weights.
-
-    The tokenizer is the small local one from memlora.models.tiny_tokenizer (no download, no
-    conversion), so the chat template and tool-call tokens behave like the real thing.
-    """
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    from memlora.models.tiny_tokenizer import build_tiny_tokenizer
-
-    tokenizer = tokenizer or build_tiny_tokenizer(family)
-    torch.manual_seed(seed)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=8192,
-        tie_word_embeddings=tie_embeddings,  # the converted bundled Qwen is untied
-        initializer_range=0.2,  # large enough that a random model's greedy output varies
-        eos_token_id=tokenizer.convert_tokens_to_ids(end_of_turn_token(family)),
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    model = Qwen2ForCausalLM(config).to(torch.float32).eval()
-    return LoadedModel(model, tokenizer, f"tiny-{family}", family, torch.device("cpu"))
-
-
-def end_of_turn_token(family: str) -> str:
-    return "<end_of_turn>" if family == "gemma" else "<|im_end|>"

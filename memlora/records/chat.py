@@ -69,7 +69,7 @@ class LocalChatModel:
 
     def _engine(self, system: str) -> Any:
         from memlora.agent.engine import GenerationEngine
-        from memlora.agent.protocol import render_prompt
+        from memlora.models.chat_format import render_prompt
 
         if system not in self._engines:
             prefix = render_prompt(self.loaded.tokenizer, [{"role": "system", "content": system}], None,
@@ -79,7 +79,7 @@ class LocalChatModel:
 
     def complete(self, conversations: Sequence[list[Message]], max_tokens: int) -> list[str]:
         from memlora.agent.engine import SamplingParams
-        from memlora.agent.protocol import render_prompt
+        from memlora.models.chat_format import render_prompt
 
         replies: list[str] = [""] * len(conversations)
         by_system: dict[str, list[int]] = {}

@@ -203,7 +203,8 @@ class RolloutRunner:
 
     def __init__(self, tasks: dict[str, Any], loaded: Any, settings: GrpoSettings, prefix_ids: list[int]):
         from memlora.agent.loop import build_engine
-        from memlora.agent.protocol import END_OF_TURN, model_tools, server_tools
+        from memlora.agent.protocol import model_tools, server_tools
+        from memlora.models.chat_format import END_OF_TURN
 
         self.tasks = tasks
         self.loaded = loaded
@@ -272,7 +273,7 @@ class RolloutRunner:
         values stay in the engine's conversation cache and every rollout starts from them.
         """
         from memlora.agent.engine import SamplingParams
-        from memlora.agent.protocol import render_prompt
+        from memlora.models.chat_format import render_prompt
 
         distinct = list(dict.fromkeys(keys))
         prompts = [render_prompt(self.loaded.tokenizer, self.tasks[key].history
@@ -507,8 +508,9 @@ def train_grpo(settings: GrpoSettings) -> Path:
     from trl import GRPOConfig
 
     from memlora.agent.loop import session_prefix
-    from memlora.agent.protocol import END_OF_TURN, install_chat_template, model_tools
+    from memlora.agent.protocol import model_tools
     from memlora.evaluation.episodes import load_episodes
+    from memlora.models.chat_format import END_OF_TURN, install_chat_template
     from memlora.models.loading import LoadedModel, choose_dtype, model_family, pick_device, resolve_model
     from memlora.models.token_rows import install_fast_token_rows
     from memlora.training.rewards import trl_reward_functions

@@ -117,7 +117,7 @@ def assistant_spans(tokenizer: Any, row: dict[str, Any]) -> tuple[str, list[tupl
     """A session's rendered text and the (start, end) character spans of what the model must learn
     to write in it: every assistant message but the runtime's opening call and those marked
     `"loss": false` (a call the server rejects, shown so the model learns to recover from it)."""
-    from memlora.agent.protocol import render_prompt
+    from memlora.models.chat_format import render_prompt
 
     messages, tools = row["messages"], row["tools"]
     text = render_prompt(tokenizer, messages, tools, add_generation_prompt=False)
@@ -186,7 +186,7 @@ def train_sft(settings: SftSettings) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback
     from trl import SFTConfig
 
-    from memlora.agent.protocol import install_chat_template
+    from memlora.models.chat_format import install_chat_template
     from memlora.models.loading import choose_dtype, model_family, pick_device, resolve_model
 
     if settings.threads:
@@ -246,7 +246,7 @@ def train_sft(settings: SftSettings) -> Path:
         activation_checkpointing=False,
         disable_tqdm=False,
     )
-    from memlora.agent.protocol import END_OF_TURN
+    from memlora.models.chat_format import END_OF_TURN
     from memlora.models.token_rows import format_token_ids, trainable_token_targets
 
     end_of_turn = END_OF_TURN[model_family(model)]
