@@ -84,16 +84,16 @@ def compare_first_steps(model: str, adapter_dir: str | Path | None, base_gguf: s
     started = time.perf_counter()
     theirs = [runtime.greedy(prompt, max_new_tokens) for prompt in ids]
     theirs_seconds = time.perf_counter() - started
-    rows = []
+    turns = []
     for prompt, mine, other in zip(prompts, ours, theirs):
         other = [token for token in other if token not in engine.stop_ids]  # llama.cpp lists the end of turn too
         other_text = loaded.tokenizer.decode(other, skip_special_tokens=False)
-        rows.append({**asdict(prompt), "text": None, "memlora": mine.text, "llamacpp": other_text,
-                     "same_calls": calls_of(mine.text) == calls_of(other_text),
-                     "same_tokens": mine.token_ids == other, "calls": len(calls_of(mine.text))})
-    for row in rows:
-        row.pop("text")
-    return {"turns": len(rows), "same_calls": sum(r["same_calls"] for r in rows),
-            "same_tokens": sum(r["same_tokens"] for r in rows),
-            "turns_with_calls": sum(1 for r in rows if r["calls"]),
-            "memlora_seconds": round(ours_seconds, 1), "llamacpp_seconds": round(theirs_seconds, 1), "rows": rows}
+        turns.append({**asdict(prompt), "text": None, "memlora": mine.text, "llamacpp": other_text,
+                      "same_calls": calls_of(mine.text) == calls_of(other_text),
+                      "same_tokens": mine.token_ids == other, "calls": len(calls_of(mine.text))})
+    for turn in turns:
+        turn.pop("text")
+    return {"turns": len(turns), "same_calls": sum(t["same_calls"] for t in turns),
+            "same_tokens": sum(t["same_tokens"] for t in turns),
+            "turns_with_calls": sum(1 for t in turns if t["calls"]),
+            "memlora_seconds": round(ours_seconds, 1), "llamacpp_seconds": round(theirs_seconds, 1), "rows": turns}

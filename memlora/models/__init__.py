@@ -1,10 +1,9 @@
 """Model loading: bundled GGUF names, local folders and hub ids, bf16, LoRA adapters.
 
 How long idle OpenMP threads spin before sleeping matters on a 2-core machine (measured in
-docs/benchmarks.md, "Generation"): sleeping at once costs a wake-up per matrix product (10.6
-tokens/s alone), spinning long collapses two jobs sharing the cores (1.2 tokens/s each), and
-a short spin of 20,000 iterations gives 14.4 tokens/s alone. memlora sets that short spin
-unless the user chose a policy; run two heavy memlora jobs on the same cores with
+docs/benchmarks.md, "Generation"): sleeping at once costs a wake-up per matrix product,
+spinning long collapses two jobs sharing the cores, and a short spin of 20,000 iterations is
+nearly as fast alone as a long one. memlora sets that short spin unless the user chose a policy; run two heavy memlora jobs on the same cores with
 `OMP_WAIT_POLICY=PASSIVE`. It must be set before torch is imported.
 """
 

