@@ -23,6 +23,7 @@ import torch
 
 from memlora.models.chat_format import stop_token_ids
 from memlora.models.cpu_inference import growing_cache
+from memlora.models.kv_cache import cache_of, with_cache
 from memlora.models.loading import BASE_ADAPTER, LoadedModel
 
 
@@ -311,9 +312,9 @@ class GenerationEngine:
             with contextlib.ExitStack() as stack:
                 if weights != adapter:  # called inside generate_many's `adapter(adapter)`
                     stack.enter_context(self.loaded.adapter(weights))
-                out = self.model(input_ids=ids, past_key_values=growing_cache(self.model), use_cache=True,
+                out = self.model(input_ids=ids, **with_cache(growing_cache(self.model)), use_cache=True,
                                  logits_to_keep=1)
-            self._prefix_caches[weights] = SavedKV(list(self.prefix_ids), layer_tensors(out.past_key_values, 0))
+            self._prefix_caches[weights] = SavedKV(list(self.prefix_ids), layer_tensors(cache_of(out), 0))
         return self._prefix_caches[weights]
 
     def _reusable(self, prompt: list[int], adapter: str) -> tuple[SavedKV | None, int]:
@@ -365,8 +366,8 @@ class GenerationEngine:
             load_sequences(cache, [(saved.layers if saved else None, length) for saved, length in reused], cached,
                       spare=width + max(p.max_new_tokens for p in params) + self.lookahead)
         out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                         past_key_values=cache, use_cache=True, logits_to_keep=1)
-        cache, logits = out.past_key_values, out.logits[:, -1, :]
+                         **with_cache(cache), use_cache=True, logits_to_keep=1)
+        cache, logits = cache_of(out), out.logits[:, -1, :]
         prefill_seconds = time.perf_counter() - started
         last_position = positions[:, -1]
         active = list(range(batch))  # indices into sequences of the sequences still decoding
@@ -404,9 +405,9 @@ class GenerationEngine:
             mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
             last_position = last_position + 1
             out = self.model(input_ids=next_tokens[:, None], attention_mask=mask,
-                             position_ids=last_position[:, None], past_key_values=cache, use_cache=True,
+                             position_ids=last_position[:, None], **with_cache(cache), use_cache=True,
                              logits_to_keep=1)
-            cache, logits = out.past_key_values, out.logits[:, -1, :]
+            cache, logits = cache_of(out), out.logits[:, -1, :]
 
         seconds = time.perf_counter() - started
         return [
@@ -434,7 +435,7 @@ class GenerationEngine:
         self.model(input_ids=torch.tensor([new], device=self.device),
                    attention_mask=torch.ones((1, len(prompt) - 1), dtype=torch.long, device=self.device),
                    position_ids=torch.arange(length, len(prompt) - 1, device=self.device)[None],
-                   past_key_values=cache, use_cache=True, logits_to_keep=1)
+                   **with_cache(cache), use_cache=True, logits_to_keep=1)
         return SavedKV(prompt[:-1], layer_tensors(cache, 0)), len(prompt) - 1
 
     def _decode_with_lookup(self, sequence: _Sequence, cache: Any, mask: torch.Tensor, logits: torch.Tensor,
@@ -469,9 +470,9 @@ class GenerationEngine:
             mask = torch.cat([mask, mask.new_ones((1, len(feed)))], dim=1)
             positions = torch.arange(position + 1, position + 1 + len(feed), device=self.device)[None]
             out = self.model(input_ids=torch.tensor([feed], device=self.device), attention_mask=mask,
-                             position_ids=positions, past_key_values=cache, use_cache=True,
+                             position_ids=positions, **with_cache(cache), use_cache=True,
                              logits_to_keep=len(feed))
-            cache = out.past_key_values
+            cache = cache_of(out)
             choices = out.logits[0].argmax(-1).tolist()  # choices[i]: the model's pick after feed[i]
             accepted = 0
             while accepted < len(draft) and choices[accepted] == draft[accepted]:

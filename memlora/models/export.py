@@ -280,8 +280,9 @@ def write_merged_safetensors(model: str, adapter_dir: str | Path, out: str | Pat
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from memlora.models.chat_format import install_chat_template
-    from memlora.models.loading import model_family, resolve_model
+    from memlora.models.loading import hide_checkpointing_alias_warning, model_family, resolve_model
 
+    hide_checkpointing_alias_warning()
     source = resolve_model(model)
     base = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32)  # merge in fp32
     config = json.loads((Path(str(source)) / "config.json").read_text()) if Path(str(source)).is_dir() else {}

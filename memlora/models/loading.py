@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from importlib import import_module
 from importlib.resources import files
@@ -281,9 +282,21 @@ def adapter_prefix_cache(path: str | Path) -> str:
     return "base" if settings.get("frozen_prefix") else "adapted"
 
 
+def hide_checkpointing_alias_warning() -> None:
+    """Hides the one library warning memlora cannot avoid, from where it hands a model to PEFT on.
+
+    PEFT reads transformers' `is_gradient_checkpointing` (deprecated for `is_activation_checkpointing`)
+    each time it wraps a model, and TRL's trainers read it while training; the alias still works.
+    Only that FutureWarning is filtered, by its text; adding the same filter twice is a no-op.
+    """
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
+
 def attach_adapters(model: Any, adapters: dict[str, str | Path]) -> Any:
     """Loads each LoRA adapter under its own name on the same base (a PeftModel)."""
     from peft import PeftModel
+
+    hide_checkpointing_alias_warning()
 
     items = list(adapters.items())
     first_name, first_path = items[0]

@@ -24,6 +24,7 @@ import copy
 import json
 import math
 import time
+import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -325,6 +326,8 @@ def grpo_trainer(**kwargs: Any) -> Any:
     import torch
     from trl import GRPOTrainer
 
+    from memlora.models.kv_cache import cache_of, with_cache
+
     class MemoryGRPOTrainer(GRPOTrainer):
         """GRPOTrainer whose rollouts continue prompts held as KV caches.
 
@@ -341,7 +344,10 @@ def grpo_trainer(**kwargs: Any) -> Any:
 
         def __init__(self, *args: Any, prefix_ids: list[int], prefix_mode: str, runner: RolloutRunner,
                      turn_prompt_cache: bool = False, **kw: Any) -> None:
-            super().__init__(*args, rollout_func=runner, **kw)
+            with warnings.catch_warnings():
+                # rollout_func is experimental in TRL, and memlora's tests cover its use here
+                warnings.filterwarnings("ignore", message="You are using 'rollout_func'", category=UserWarning)
+                super().__init__(*args, rollout_func=runner, **kw)
             self.prefix_ids = list(prefix_ids)
             self.prefix_mode = prefix_mode
             self.turn_prompt_cache = turn_prompt_cache and bool(self.prefix_ids)
@@ -418,13 +424,13 @@ def grpo_trainer(**kwargs: Any) -> Any:
                             if self.prefix_mode == "base":
                                 stack.enter_context(peft_model.disable_adapter())
                             ids = torch.tensor([self.prefix_ids], device=peft_model.device)
-                            self._caches[key] = peft_model(input_ids=ids, use_cache=True).past_key_values
+                            self._caches[key] = cache_of(peft_model(input_ids=ids, use_cache=True))
                         else:
                             cache = copy.deepcopy(self._kv(model))
                             start = len(self.prefix_ids)
                             positions = torch.arange(start, start + len(prompt), device=peft_model.device)[None]
                             peft_model(input_ids=torch.tensor([prompt], device=peft_model.device),
-                                       position_ids=positions, past_key_values=cache, use_cache=True)
+                                       position_ids=positions, **with_cache(cache), use_cache=True)
                             self._caches[key] = cache
                 finally:
                     peft_model.train(training)
@@ -439,7 +445,7 @@ def grpo_trainer(**kwargs: Any) -> Any:
                 if sequences > 1:
                     cache.batch_repeat_interleave(sequences)
                 mask = torch.cat([mask.new_ones(sequences, cache.get_seq_length()), mask], dim=1)
-                extra["past_key_values"] = cache
+                extra.update(with_cache(cache))
             positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -ids.size(1):]
             with self.accelerator.autocast():
                 out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False,
@@ -511,13 +517,16 @@ def train_grpo(settings: GrpoSettings) -> Path:
     from memlora.agent.protocol import model_tools
     from memlora.evaluation.episodes import load_episodes
     from memlora.models.chat_format import END_OF_TURN, install_chat_template
-    from memlora.models.loading import LoadedModel, choose_dtype, model_family, pick_device, resolve_model
+    from memlora.models.loading import (
+        LoadedModel, choose_dtype, hide_checkpointing_alias_warning, model_family, pick_device, resolve_model,
+    )
     from memlora.models.token_rows import install_fast_token_vectors
     from memlora.training.rewards import trl_reward_functions
     from memlora.training.sampling import sample_turns, weights_from_report
     from memlora.training.sft import checkpoint_step, checkpoint_to_resume, early_stop_callback
     from memlora.training.turns import build_tasks, turn_refs
 
+    hide_checkpointing_alias_warning()
     check_settings(settings)
     from accelerate import PartialState
 
@@ -572,7 +581,7 @@ def train_grpo(settings: GrpoSettings) -> Path:
         epsilon=settings.epsilon,
         shuffle_dataset=False,  # the turns are already a seeded weighted sample, in order
         disable_dropout=True,
-        gradient_checkpointing=False,  # it would recompute the forward without the prefix cache
+        activation_checkpointing=False,  # it would recompute the forward without the prefix cache
         bf16=dtype == torch.bfloat16,
         logging_steps=1,
         save_strategy="steps",

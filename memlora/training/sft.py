@@ -187,8 +187,11 @@ def train_sft(settings: SftSettings) -> Path:
     from trl import SFTConfig
 
     from memlora.models.chat_format import install_chat_template
-    from memlora.models.loading import choose_dtype, model_family, pick_device, resolve_model
+    from memlora.models.loading import (
+        choose_dtype, hide_checkpointing_alias_warning, model_family, pick_device, resolve_model,
+    )
 
+    hide_checkpointing_alias_warning()
     if settings.threads:
         torch.set_num_threads(settings.threads)
     train_path, validation_path = data_files(settings.data)
@@ -463,6 +466,8 @@ def frozen_prefix_trainer(**kwargs: Any) -> Any:
     import torch.nn.functional as F
     from trl import SFTTrainer
 
+    from memlora.models.kv_cache import cache_of, with_cache
+
     class FrozenPrefixSFTTrainer(SFTTrainer):
         """SFTTrainer whose rows continue one shared prefix held as a KV cache without gradients.
 
@@ -530,7 +535,7 @@ def frozen_prefix_trainer(**kwargs: Any) -> Any:
                     with torch.no_grad(), contextlib.ExitStack() as stack:
                         if not self.prefix_with_adapter:
                             stack.enter_context(peft_model.disable_adapter())
-                        self._prefix_cache = peft_model(input_ids=ids, use_cache=True).past_key_values
+                        self._prefix_cache = cache_of(peft_model(input_ids=ids, use_cache=True))
                 finally:
                     peft_model.train(training)
                 self._prefix_step = self.state.global_step
@@ -553,7 +558,7 @@ def frozen_prefix_trainer(**kwargs: Any) -> Any:
                     cache.batch_repeat_interleave(batch)
                 prefix_mask = torch.ones(batch, len(self.prefix_ids), dtype=mask.dtype, device=mask.device)
                 mask = torch.cat([prefix_mask, mask], dim=1)
-                extra["past_key_values"] = cache
+                extra.update(with_cache(cache))
             targets = labels[:, 1:]  # position t predicts token t + 1
             keep = (targets != -100).any(dim=0).nonzero().squeeze(1)
             outputs = model(input_ids=input_ids, attention_mask=mask, use_cache=False, logits_to_keep=keep, **extra)
