@@ -283,7 +283,7 @@ def adapter_prefix_cache(path: str | Path) -> str:
 
 
 def hide_checkpointing_alias_warning() -> None:
-    """Hides the one library warning memlora cannot avoid, from where it hands a model to PEFT on.
+    """Hides the one library warning memlora cannot avoid; called wherever memlora hands PEFT a model.
 
     PEFT reads transformers' `is_gradient_checkpointing` (deprecated for `is_activation_checkpointing`)
     each time it wraps a model, and TRL's trainers read it while training; the alias still works.
@@ -297,7 +297,6 @@ def attach_adapters(model: Any, adapters: dict[str, str | Path]) -> Any:
     from peft import PeftModel
 
     hide_checkpointing_alias_warning()
-
     items = list(adapters.items())
     first_name, first_path = items[0]
     peft_model = PeftModel.from_pretrained(model, str(first_path), adapter_name=first_name)
