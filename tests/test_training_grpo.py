@@ -199,7 +199,7 @@ def test_log_probabilities_under_the_caches_equal_the_plain_ones(tmp_path: Path,
     trainer = grpo_trainer(
         model=model, reward_funcs=[lambda prompts, **_: [0.0] * len(prompts)],
         args=GRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, num_generations=2,
-                        per_device_train_batch_size=2, report_to="none", gradient_checkpointing=False, max_steps=1,
+                        per_device_train_batch_size=2, report_to="none", activation_checkpointing=False, max_steps=1,
                         temperature=0.7),
         train_dataset=Dataset.from_list([{"prompt": "a"}]), processing_class=tiny.tokenizer, runner=stub,
         prefix_ids=list(range(40, 70)), prefix_mode="adapted", turn_prompt_cache=turn_prompt_cache,
