@@ -10,8 +10,9 @@ import torch
 from memlora.agent.engine import GenerationEngine, SamplingParams
 from memlora.agent.loop import session_prefix
 from memlora.agent.prompt import session_opening
-from memlora.agent.protocol import model_tools, render_prompt
-from memlora.models.loading import tiny_model
+from memlora.agent.protocol import model_tools
+from memlora.models.chat_format import render_prompt
+from memlora.testing import tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def reference(loaded, engine: GenerationEngine, prompt: str, n: int) -> list[int
 def test_batched_prefix_cached_greedy_matches_generate(setup, rows_alone: bool) -> None:
     """Both prefill layouts: each row's new tokens alone (CPU default) or one padded batch (GPU)."""
     loaded, prompts, prefix = setup
-    engine = GenerationEngine(loaded, prefix=prefix, prefill_rows_alone=rows_alone)
+    engine = GenerationEngine(loaded, prefix=prefix, prefill_sequences_alone=rows_alone)
     results = engine.generate_many(prompts, SamplingParams(max_new_tokens=16))
     assert all(r.cached_prompt_tokens == len(engine.prefix_ids) > 0 for r in results)
     assert all(r.batch_size == 3 for r in results)

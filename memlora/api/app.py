@@ -25,7 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from memlora.agent.protocol import parse_output, render_prompt
+from memlora.agent.protocol import parse_output
 from memlora.api.chat import (
     DeltaText, check_prompt_length, finish_reason, message_content, openai_tool_calls, sampling, to_trl_messages,
     usage,
@@ -36,6 +36,7 @@ from memlora.api.schemas import (
     Embedding, EmbeddingList, EmbeddingRequest, EmbeddingUsage, FunctionCallOut, ModelCard, ModelList,
     ToolCallDelta, Usage,
 )
+from memlora.models.chat_format import render_prompt
 
 EMBEDDING_MODEL = "all-minilm-l6-v2"
 USER_HEADER = "x-memlora-user"  # memory mode's user id for clients that cannot set the `user` field

@@ -142,7 +142,7 @@ def model_cache_root() -> Path:
 
 
 class TokenCounter:
-    """Qwen's tokenizer when its tokenizer.json is in memlora's model cache, else ~3.6 chars a token."""
+    """Qwen's tokenizer when its tokenizer.json is in memlora's model cache, else characters / CHARS_PER_TOKEN."""
 
     CHARS_PER_TOKEN = 3.6
 
@@ -168,8 +168,8 @@ class TokenCounter:
     def count_rows(self, texts: list[str]) -> list[int]:
         """`count` for `_row_text` texts, tokenising their shared opening once.
 
-        Every row's text starts with ROW_TEXT_PREFIX (system prompt, opening call), about 28% of
-        its tokens. It ends in `}}` and a newline, a piece Qwen's pre-tokenizer closes whatever
+        Every row's text starts with ROW_TEXT_PREFIX (system prompt, opening call), a large share
+        of its tokens. It ends in `}}` and a newline, a piece Qwen's pre-tokenizer closes whatever
         follows, and BPE never merges across pieces: a row's count is the prefix's count plus
         the rest's. A test checks that against whole-text counts on generated rows.
         """
@@ -189,7 +189,7 @@ class TokenCounter:
 
 @lru_cache(maxsize=1)
 def token_counter() -> TokenCounter:
-    """This process's counter (loading the tokenizer takes ~0.4 s)."""
+    """This process's counter, made once: loading the tokenizer is not free."""
     return TokenCounter()
 
 

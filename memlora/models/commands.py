@@ -38,9 +38,11 @@ def export_adapter(adapter: str, fmt: str, model: str, dtype: str | None, device
         hush_progress_bars()
     from transformers import AutoTokenizer
 
+    from memlora.agent.loop import opening_invocation
+    from memlora.agent.prompt import SYSTEM_PROMPT
     from memlora.models.export import (
-        BaseGguf, ExportError, ollama_modelfile, opening_invocation, read_adapter, write_lora_gguf,
-        write_merged_gguf, write_merged_safetensors, write_peft_lora,
+        BaseGguf, ExportError, ollama_modelfile, read_adapter, write_lora_gguf, write_merged_gguf,
+        write_merged_safetensors, write_peft_lora,
     )
     from memlora.models.loading import BUNDLED, adapter_prefix_cache, bundled_gguf, resolve_model
 
@@ -70,13 +72,13 @@ def export_adapter(adapter: str, fmt: str, model: str, dtype: str | None, device
                 invocation = opening_invocation(AutoTokenizer.from_pretrained(str(resolve_model(model))))
             target = out / f"{name}.gguf"
             summary = write_lora_gguf(weights, base, target, invocation=invocation)
-            modelfile = ollama_modelfile(str(gguf_path.resolve()), str(target.resolve()), family) \
+            modelfile = ollama_modelfile(str(gguf_path.resolve()), str(target.resolve()), family, SYSTEM_PROMPT) \
                 if family == "qwen" else None
         else:
             folder = write_merged_safetensors(model, adapter, out / "merged")
             target = out / f"{name}-merged.gguf"
             summary = {"safetensors": str(folder), **write_merged_gguf(weights, base, target)}
-            modelfile = ollama_modelfile(str(target.resolve()), None, family) if family == "qwen" else None
+            modelfile = ollama_modelfile(str(target.resolve()), None, family, SYSTEM_PROMPT) if family == "qwen" else None
     except ExportError as error:
         raise click.ClickException(str(error)) from error
     if modelfile:
@@ -87,7 +89,7 @@ def export_adapter(adapter: str, fmt: str, model: str, dtype: str | None, device
                "every token" if fmt == "gguf" else "the merged weights apply it to every token")
         click.echo(f"note: {name} was trained on a base-model system prompt cache: {how}", err=True)
     if check_episodes:
-        from memlora.models.llamacpp import compare_first_steps
+        from memlora.evaluation.llamacpp import compare_first_steps
 
         if fmt == "gguf":
             report = compare_first_steps(model, adapter, gguf_path, target, check_episodes, max_new_tokens,

@@ -72,7 +72,7 @@ class LocalChatModel:
 
     def _engine(self, system: str) -> Any:
         from memlora.agent.engine import GenerationEngine
-        from memlora.agent.protocol import render_prompt
+        from memlora.models.chat_format import render_prompt
 
         if system not in self._engines:
             prefix = render_prompt(self.loaded.tokenizer, [{"role": "system", "content": system}], None,
@@ -82,7 +82,7 @@ class LocalChatModel:
 
     def complete(self, conversations: Sequence[list[Message]], max_tokens: int) -> list[str]:
         from memlora.agent.engine import SamplingParams
-        from memlora.agent.protocol import render_prompt
+        from memlora.models.chat_format import render_prompt
 
         replies: list[str] = [""] * len(conversations)
         by_system: dict[str, list[int]] = {}
@@ -196,12 +196,12 @@ class OpenAIEmbedder(CachedEmbedder):
     def _compute(self, texts: list[str]) -> Any:
         import numpy as np
 
-        rows: list[list[float]] = []
+        vectors: list[list[float]] = []
         for start in range(0, len(texts), self.batch_size):
             chunk = texts[start : start + self.batch_size]
             response = call_endpoint(self.client, lambda c=chunk: self.client.embeddings.create(model=self.model, input=c))
-            rows += [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
-        return np.asarray(rows, dtype=np.float32)
+            vectors += [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
+        return np.asarray(vectors, dtype=np.float32)
 
 
 @functools.cache

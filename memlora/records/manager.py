@@ -44,7 +44,7 @@ log = logging.getLogger("memlora.records")
 
 MAX_K = 100
 DEFAULT_K = 5
-DEFAULT_BUDGET = 512  # evidence tokens; five records take about 250
+DEFAULT_BUDGET = 512  # evidence tokens: room for the default k records with some to spare
 WRITE_MAX_TOKENS = 160
 ANSWER_MAX_TOKENS = 96
 QuotaOrder = Literal["oldest", "least_recalled"]

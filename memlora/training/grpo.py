@@ -13,8 +13,8 @@ checkpoints, resume and logging. What is written here, because TRL lacks it: the
 (`rollout_func`; TRL's `environment_factory` renders tool schemas from Python signatures and
 parses calls with the tokenizer's own rules, so the model would see another tool block than the
 one it learnt and run calls memlora's parser rejects), and the log-probabilities under the
-shared-prefix cache (as `memlora train sft` does, the system prompt and tool block, about 1,350
-tokens, run once per optimizer step instead of once per rollout).
+shared-prefix cache (as `memlora train sft` does, the system prompt and tool block run once per
+optimizer step instead of once per rollout).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import copy
 import json
 import math
 import time
+import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -204,7 +205,8 @@ class RolloutRunner:
 
     def __init__(self, tasks: dict[str, Any], loaded: Any, settings: GrpoSettings, prefix_ids: list[int]):
         from memlora.agent.loop import build_engine
-        from memlora.agent.protocol import END_OF_TURN, model_tools, server_tools
+        from memlora.agent.protocol import model_tools, server_tools
+        from memlora.models.chat_format import END_OF_TURN
 
         self.tasks = tasks
         self.loaded = loaded
@@ -212,7 +214,7 @@ class RolloutRunner:
         self.tools = model_tools()
         self.server_tools = server_tools()
         self.engine = build_engine(loaded, self.tools, max_batch=settings.turns_per_step * settings.group_size)
-        self.engine.lookahead = 0  # sampled rows, never a lone greedy one
+        self.engine.lookahead = 0  # sampled sequences, never a lone greedy one
         self.prefix_ids = list(prefix_ids)  # cut from every prompt: the trainer holds it as a cache
         self.end_of_turn = loaded.tokenizer.convert_tokens_to_ids(END_OF_TURN[loaded.family])
         # totals since the run began (restored from the log history on --resume)
@@ -268,12 +270,12 @@ class RolloutRunner:
     def _prefill_once(self, keys: list[str]) -> None:
         """Runs each distinct turn's opening prompt once, so that its group shares the prefill.
 
-        The rollouts of a turn start from the same prompt (about 600-1,000 tokens after the
-        shared prefix). Decoded together they would each run it; run once here, its keys and
+        The rollouts of a turn start from the same prompt (the session so far, after the shared
+        prefix). Decoded together they would each run it; run once here, its keys and
         values stay in the engine's conversation cache and every rollout starts from them.
         """
         from memlora.agent.engine import SamplingParams
-        from memlora.agent.protocol import render_prompt
+        from memlora.models.chat_format import render_prompt
 
         distinct = list(dict.fromkeys(keys))
         prompts = [render_prompt(self.loaded.tokenizer, self.tasks[key].history
@@ -325,6 +327,8 @@ def grpo_trainer(**kwargs: Any) -> Any:
     import torch
     from trl import GRPOTrainer
 
+    from memlora.models.kv_cache import cache_of, with_cache
+
     class MemoryGRPOTrainer(GRPOTrainer):
         """GRPOTrainer whose rollouts continue prompts held as KV caches.
 
@@ -334,14 +338,17 @@ def grpo_trainer(**kwargs: Any) -> Any:
         rollout's log-probabilities attend to them. With `turn_prompt_cache`, the same is done
         for each turn's own prompt (the session so far, minus its last token), once for all the
         rollouts of the group: only the model's outputs then run with gradients. Log-probabilities
-        come from the model's own logits, so an adapter's trained rows for the tool-call tags
+        come from the model's own logits, so an adapter's trained vectors for the tool-call tags
         count (TRL's fused head reads the base output weights only). Positions count real
         tokens only, so left padding between the prefix and a prompt changes nothing.
         """
 
         def __init__(self, *args: Any, prefix_ids: list[int], prefix_mode: str, runner: RolloutRunner,
                      turn_prompt_cache: bool = False, **kw: Any) -> None:
-            super().__init__(*args, rollout_func=runner, **kw)
+            with warnings.catch_warnings():
+                # rollout_func is experimental in TRL, and memlora's tests cover its use here
+                warnings.filterwarnings("ignore", message="You are using 'rollout_func'", category=UserWarning)
+                super().__init__(*args, rollout_func=runner, **kw)
             self.prefix_ids = list(prefix_ids)
             self.prefix_mode = prefix_mode
             self.turn_prompt_cache = turn_prompt_cache and bool(self.prefix_ids)
@@ -418,13 +425,13 @@ def grpo_trainer(**kwargs: Any) -> Any:
                             if self.prefix_mode == "base":
                                 stack.enter_context(peft_model.disable_adapter())
                             ids = torch.tensor([self.prefix_ids], device=peft_model.device)
-                            self._caches[key] = peft_model(input_ids=ids, use_cache=True).past_key_values
+                            self._caches[key] = cache_of(peft_model(input_ids=ids, use_cache=True))
                         else:
                             cache = copy.deepcopy(self._kv(model))
                             start = len(self.prefix_ids)
                             positions = torch.arange(start, start + len(prompt), device=peft_model.device)[None]
                             peft_model(input_ids=torch.tensor([prompt], device=peft_model.device),
-                                       position_ids=positions, past_key_values=cache, use_cache=True)
+                                       position_ids=positions, **with_cache(cache), use_cache=True)
                             self._caches[key] = cache
                 finally:
                     peft_model.train(training)
@@ -432,14 +439,14 @@ def grpo_trainer(**kwargs: Any) -> Any:
 
         def _logps(self, model: Any, ids: Any, mask: Any, keep: int, cache: Any, compute_entropy: bool) -> tuple[Any, Any]:
             """Log-probabilities of the last `keep` tokens of `ids` (and entropies), after `cache`."""
-            rows = ids.size(0)
+            sequences = ids.size(0)
             extra: dict[str, Any] = {}
             if cache is not None:
                 cache = copy.deepcopy(cache)  # the forward appends to it
-                if rows > 1:
-                    cache.batch_repeat_interleave(rows)
-                mask = torch.cat([mask.new_ones(rows, cache.get_seq_length()), mask], dim=1)
-                extra["past_key_values"] = cache
+                if sequences > 1:
+                    cache.batch_repeat_interleave(sequences)
+                mask = torch.cat([mask.new_ones(sequences, cache.get_seq_length()), mask], dim=1)
+                extra.update(with_cache(cache))
             positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -ids.size(1):]
             with self.accelerator.autocast():
                 out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False,
@@ -458,9 +465,9 @@ def grpo_trainer(**kwargs: Any) -> Any:
                                                logits_to_keep: int, batch_size: int | None = None,
                                                compute_entropy: bool = False, compute_aux_loss: bool = False,
                                                **_: Any) -> tuple[Any, Any, Any]:
-            """Log-probabilities (and entropies) of the completion tokens, rows in chunks of `batch_size`.
+            """Log-probabilities (and entropies) of the completion tokens, sequences in chunks of `batch_size`.
 
-            With the turn-prompt cache, rows of a chunk that share a prompt run together: the
+            With the turn-prompt cache, sequences of a chunk that share a prompt run together: the
             prompt's last token and the completion, on top of the cached rest.
             """
             batch_size = batch_size or input_ids.size(0)
@@ -474,21 +481,21 @@ def grpo_trainer(**kwargs: Any) -> Any:
                                    self._logps(model, ids, mask, logits_to_keep, cache, compute_entropy)))
                     continue
                 groups: dict[tuple[int, ...], list[int]] = {}
-                for row in range(ids.size(0)):
-                    prompt_part = ids[row, :-logits_to_keep][mask[row, :-logits_to_keep].bool()]
-                    groups.setdefault(tuple(prompt_part.tolist()), []).append(row)
-                for prompt, rows in groups.items():
-                    tail = torch.cat([ids.new_tensor([[prompt[-1]]] * len(rows)), ids[rows, -logits_to_keep:]], 1)
-                    tail_mask = torch.cat([mask.new_ones(len(rows), 1), mask[rows, -logits_to_keep:]], 1)
-                    pieces.append(([start + r for r in rows],
+                for sequence in range(ids.size(0)):
+                    prompt_part = ids[sequence, :-logits_to_keep][mask[sequence, :-logits_to_keep].bool()]
+                    groups.setdefault(tuple(prompt_part.tolist()), []).append(sequence)
+                for prompt, members in groups.items():
+                    tail = torch.cat([ids.new_tensor([[prompt[-1]]] * len(members)), ids[members, -logits_to_keep:]], 1)
+                    tail_mask = torch.cat([mask.new_ones(len(members), 1), mask[members, -logits_to_keep:]], 1)
+                    pieces.append(([start + m for m in members],
                                    self._logps(model, tail, tail_mask, logits_to_keep, self._kv(model, prompt[:-1]),
                                                compute_entropy)))
-            rows_logps = torch.cat([piece[1][0] for piece in pieces])
-            order = torch.tensor([row for piece in pieces for row in piece[0]], device=input_ids.device)
-            logps = rows_logps.new_zeros(rows_logps.shape).index_copy(0, order, rows_logps)
+            pieces_logps = torch.cat([piece[1][0] for piece in pieces])
+            order = torch.tensor([sequence for piece in pieces for sequence in piece[0]], device=input_ids.device)
+            logps = pieces_logps.new_zeros(pieces_logps.shape).index_copy(0, order, pieces_logps)
             if compute_entropy:
-                rows_entropy = torch.cat([piece[1][1] for piece in pieces])
-                entropies = rows_entropy.new_zeros(rows_entropy.shape).index_copy(0, order, rows_entropy)
+                pieces_entropy = torch.cat([piece[1][1] for piece in pieces])
+                entropies = pieces_entropy.new_zeros(pieces_entropy.shape).index_copy(0, order, pieces_entropy)
             return logps, entropies, None
 
     return MemoryGRPOTrainer(**kwargs)
@@ -508,15 +515,19 @@ def train_grpo(settings: GrpoSettings) -> Path:
     from trl import GRPOConfig
 
     from memlora.agent.loop import session_prefix
-    from memlora.agent.protocol import END_OF_TURN, install_chat_template, model_tools
+    from memlora.agent.protocol import model_tools
     from memlora.evaluation.episodes import load_episodes
-    from memlora.models.loading import LoadedModel, choose_dtype, model_family, pick_device, resolve_model
-    from memlora.models.token_rows import install_fast_token_rows
+    from memlora.models.chat_format import END_OF_TURN, install_chat_template
+    from memlora.models.loading import (
+        LoadedModel, choose_dtype, hide_checkpointing_alias_warning, model_family, pick_device, resolve_model,
+    )
+    from memlora.models.token_rows import install_fast_token_vectors
     from memlora.training.rewards import trl_reward_functions
     from memlora.training.sampling import sample_turns, weights_from_report
     from memlora.training.sft import checkpoint_step, checkpoint_to_resume, early_stop_callback
     from memlora.training.turns import build_tasks, turn_refs
 
+    hide_checkpointing_alias_warning()
     check_settings(settings)
     from accelerate import PartialState
 
@@ -551,7 +562,7 @@ def train_grpo(settings: GrpoSettings) -> Path:
     ends = [ends] if isinstance(ends, int) else list(ends or [])
     base.generation_config.eos_token_id = sorted(set(ends) | {end_of_turn})  # TRL counts unended rollouts by it
     model = PeftModel.from_pretrained(base, str(settings.init), adapter_name=ADAPTER, is_trainable=True)
-    install_fast_token_rows(model)  # the adapter's tag rows without copying the whole output head per token
+    install_fast_token_vectors(model)  # the adapter's tag vectors without copying the whole output head per token
 
     prefix_ids = tokenizer(session_prefix(tokenizer, model_tools()), add_special_tokens=False)["input_ids"]
     loaded = LoadedModel(model, tokenizer, settings.model, family, device, [ADAPTER],
@@ -573,7 +584,7 @@ def train_grpo(settings: GrpoSettings) -> Path:
         epsilon=settings.epsilon,
         shuffle_dataset=False,  # the turns are already a seeded weighted sample, in order
         disable_dropout=True,
-        gradient_checkpointing=False,  # it would recompute the forward without the prefix cache
+        activation_checkpointing=False,  # it would recompute the forward without the prefix cache
         bf16=dtype == torch.bfloat16,
         logging_steps=1,
         save_strategy="steps",

@@ -46,7 +46,7 @@ class LoraSettings:
                                               flag="--target-modules")
     include_mlp: bool = setting(False, "Also adapt the MLP projections (" + ", ".join(MLP_MODULES) + ").",
                                 flag="--mlp/--no-mlp")
-    # own embedding and output-head rows for the special tokens the model writes (memlora.models.token_rows)
+    # own embedding and output-head vectors for the special tokens the model writes (memlora.models.token_rows)
     train_format_tokens: bool = setting(
         True, "Train the adapter's own embedding and output rows for the tool-call tags and end-of-turn token.",
         flag="--format-token-rows/--no-format-token-rows")
@@ -144,7 +144,7 @@ def assistant_spans(tokenizer: Any, row: dict[str, Any]) -> tuple[str, list[tupl
     """A session's rendered text and the (start, end) character spans of what the model must learn
     to write in it: every assistant message but the runtime's opening call and those marked
     `"loss": false` (a call the server rejects, shown so the model learns to recover from it)."""
-    from memlora.agent.protocol import render_prompt
+    from memlora.models.chat_format import render_prompt
 
     messages, tools = row["messages"], row["tools"]
     text = render_prompt(tokenizer, messages, tools, add_generation_prompt=False)
@@ -213,9 +213,12 @@ def train_sft(settings: SftSettings) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback
     from trl import SFTConfig
 
-    from memlora.agent.protocol import install_chat_template
-    from memlora.models.loading import choose_dtype, model_family, pick_device, resolve_model
+    from memlora.models.chat_format import install_chat_template
+    from memlora.models.loading import (
+        choose_dtype, hide_checkpointing_alias_warning, model_family, pick_device, resolve_model,
+    )
 
+    hide_checkpointing_alias_warning()
     if settings.threads:
         torch.set_num_threads(settings.threads)
     if settings.quiet:
@@ -275,18 +278,18 @@ def train_sft(settings: SftSettings) -> Path:
         activation_checkpointing=False,
         disable_tqdm=settings.quiet,
     )
-    from memlora.agent.protocol import END_OF_TURN
+    from memlora.models.chat_format import END_OF_TURN
     from memlora.models.token_rows import format_token_ids, trainable_token_targets
 
     end_of_turn = END_OF_TURN[model_family(model)]
-    token_rows = (trainable_token_targets(model, format_token_ids(tokenizer, end_of_turn))
-                  if settings.lora.train_format_tokens else {})
+    token_targets = (trainable_token_targets(model, format_token_ids(tokenizer, end_of_turn))
+                     if settings.lora.train_format_tokens else {})
     peft_config = LoraConfig(
         r=settings.lora.r,
         lora_alpha=settings.lora.alpha,
         lora_dropout=settings.lora.dropout,
         target_modules=settings.lora.modules(),
-        trainable_token_indices=token_rows or None,
+        trainable_token_indices=token_targets or None,
         task_type="CAUSAL_LM",
     )
     callbacks = []
@@ -390,8 +393,8 @@ def finish_from_checkpoint(trainer: Any, checkpoint: Path, peft_config: Any) -> 
 def load_initial_adapter(peft_model: Any, path: Path, config: Any) -> None:
     """Copies a saved adapter's weights into the fresh one, to continue its training.
 
-    The LoRA shapes must match; rows the saved adapter lacks (tool-tag rows it never had)
-    keep their initial values, the base model's rows.
+    The LoRA shapes must match; token vectors the saved adapter lacks (tool tags it never
+    trained) keep their initial values, the base model's vectors.
     """
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
     from safetensors.torch import load_file
@@ -411,26 +414,26 @@ def load_initial_adapter(peft_model: Any, path: Path, config: Any) -> None:
     saved_indices = saved_config.get("trainable_token_indices") or {}
     for key, value in saved.items():
         if "trainable_tokens_delta" in key:  # by token id always: same count can still mean other tokens or order
-            saved[key] = token_rows_by_id(key, value, current[key], saved_indices, run_indices, path)
+            saved[key] = token_vectors_by_id(key, value, current[key], saved_indices, run_indices, path)
     set_peft_model_state_dict(peft_model, {**current, **saved})  # what it lacks keeps its start value
 
 
-def token_rows_by_id(key: str, saved_rows: Any, current_rows: Any, saved_indices: dict[str, list[int]],
-                     run_indices: dict[str, list[int]], path: Path) -> Any:
-    """A saved adapter's trainable token rows, placed at this run's positions for the same token ids.
+def token_vectors_by_id(key: str, saved_vectors: Any, current_vectors: Any, saved_indices: dict[str, list[int]],
+                        run_indices: dict[str, list[int]], path: Path) -> Any:
+    """A saved adapter's trainable token vectors, placed at this run's positions for the same token ids.
 
     An older adapter may train fewer format tokens (the tool tags but not the end of turn), or list
-    them in another order; the rows it has keep what it learnt, the others keep their start value.
+    them in another order; the vectors it has keep what it learnt, the others keep their start value.
     """
     layer = next((name for name in run_indices if f".{name}." in key), None)
     if layer is None or layer not in saved_indices:
-        raise SettingsError(f"--init-adapter {path}: cannot tell which tokens the rows of {key} belong to")
-    merged = current_rows.clone()
-    position = {token: row for row, token in enumerate(run_indices[layer])}
-    for row, token in enumerate(saved_indices[layer]):
+        raise SettingsError(f"--init-adapter {path}: cannot tell which tokens the vectors of {key} belong to")
+    merged = current_vectors.clone()
+    position = {token: index for index, token in enumerate(run_indices[layer])}
+    for index, token in enumerate(saved_indices[layer]):
         if token not in position:
-            raise SettingsError(f"--init-adapter {path}: token {token} has a row there but not in this run")
-        merged[position[token]] = saved_rows[row]
+            raise SettingsError(f"--init-adapter {path}: token {token} has a vector there but not in this run")
+        merged[position[token]] = saved_vectors[index]
     return merged
 
 
@@ -492,11 +495,13 @@ def frozen_prefix_trainer(**kwargs: Any) -> Any:
     import torch.nn.functional as F
     from trl import SFTTrainer
 
+    from memlora.models.kv_cache import cache_of, with_cache
+
     class FrozenPrefixSFTTrainer(SFTTrainer):
         """SFTTrainer whose rows continue one shared prefix held as a KV cache without gradients.
 
-        Every session starts with the same system prompt and tool block (~1,300 tokens), more
-        than the session itself. Its keys and values are computed once per optimizer step, with
+        Every session starts with the same system prompt and tool block, often longer than the
+        session itself (docs/chat-format.md counts its tokens). Its keys and values are computed once per optimizer step, with
         the adapter as it stands (dropout off), and every row of that step attends to them
         without recomputing them. So the adapter applies to every token, prompt included, as in
         PEFT, llama.cpp or vLLM; what remains approximate is that no gradient flows through the
@@ -559,7 +564,7 @@ def frozen_prefix_trainer(**kwargs: Any) -> Any:
                     with torch.no_grad(), contextlib.ExitStack() as stack:
                         if not self.prefix_with_adapter:
                             stack.enter_context(peft_model.disable_adapter())
-                        self._prefix_cache = peft_model(input_ids=ids, use_cache=True).past_key_values
+                        self._prefix_cache = cache_of(peft_model(input_ids=ids, use_cache=True))
                 finally:
                     peft_model.train(training)
                 self._prefix_step = self.state.global_step
@@ -582,7 +587,7 @@ def frozen_prefix_trainer(**kwargs: Any) -> Any:
                     cache.batch_repeat_interleave(batch)
                 prefix_mask = torch.ones(batch, len(self.prefix_ids), dtype=mask.dtype, device=mask.device)
                 mask = torch.cat([prefix_mask, mask], dim=1)
-                extra["past_key_values"] = cache
+                extra.update(with_cache(cache))
             targets = labels[:, 1:]  # position t predicts token t + 1
             keep = (targets != -100).any(dim=0).nonzero().squeeze(1)
             outputs = model(input_ids=input_ids, attention_mask=mask, use_cache=False, logits_to_keep=keep, **extra)
@@ -614,18 +619,18 @@ def frozen_prefix_trainer(**kwargs: Any) -> Any:
             decoding, fed the gold prefix, reproduces every token of it; calls and replies are
             counted apart (`exact_call_accuracy`, `exact_reply_accuracy`)."""
             positions = positions.tolist()
-            for row in range(targets.shape[0]):
+            for sequence in range(targets.shape[0]):
                 run: list[int] = []
                 for slot, position in enumerate(positions + [None]):
-                    labelled = position is not None and int(targets[row, slot]) != -100
+                    labelled = position is not None and int(targets[sequence, slot]) != -100
                     if labelled and (not run or positions[run[-1]] == position - 1):
                         run.append(slot)
                         continue
                     if run:
-                        gold = targets[row, run]
+                        gold = targets[sequence, run]
                         text = self.processing_class.decode(gold.tolist())
                         key = "exact_call_accuracy" if "<tool_call>" in text else "exact_reply_accuracy"
-                        self._metrics["eval"][key].append(float(bool((predicted[row, run] == gold).all())))
+                        self._metrics["eval"][key].append(float(bool((predicted[sequence, run] == gold).all())))
                     run = [slot] if labelled else []
 
     return FrozenPrefixSFTTrainer(**kwargs)
