@@ -179,3 +179,24 @@ def test_listeners_hear_every_output_token_as_it_is_chosen(setup) -> None:
     alone: list[int] = []
     result = engine.generate_many(prompts[:1], SamplingParams(max_new_tokens=10), listeners=[alone.extend])[0]
     assert alone == result.token_ids
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["batch", "alone-with-drafts"])
+def test_closing_the_engine_stops_the_batch_being_decoded(setup, batched: bool) -> None:
+    """Ctrl-C in `memlora eval` closes the engine; its worker must not decode on to the end."""
+    from memlora.agent.engine import GenerationCancelled
+
+    loaded, prompts, prefix = setup
+    engine = GenerationEngine(loaded, prefix=prefix)
+    heard: list[int] = []
+
+    def close_after_two(tokens: list[int]) -> None:
+        heard.extend(tokens)
+        if len(heard) >= 2:
+            engine.close()
+
+    chosen = prompts if batched else prompts[:1]
+    with pytest.raises(GenerationCancelled):
+        engine.generate_many(chosen, SamplingParams(max_new_tokens=200, ignore_stop=True),
+                             listeners=[close_after_two] + [None] * (len(chosen) - 1))
+    assert len(heard) < 200

@@ -109,7 +109,10 @@ def chat(model: str, adapter: str | None, dtype: str | None, device: str | None,
                 history.parent.mkdir(parents=True, exist_ok=True)
                 history.write_text(json.dumps(agent.messages, ensure_ascii=False))
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        engine.close()  # on Ctrl-C too: stop the batch being decoded
 
 
 async def replay_episode(episode: dict[str, Any], engine: Any, adapter: str | None, params: Any, max_steps: int,
@@ -183,4 +186,7 @@ def replay(episodes: str, model: str, adapter: str | None, dtype: str | None, de
         for lines in await asyncio.gather(*(one(e) for e in items)):
             click.echo("\n".join(lines))
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        engine.close()  # on Ctrl-C too: stop the batch being decoded

@@ -27,6 +27,10 @@ from memlora.models.kv_cache import cache_of, with_cache
 from memlora.models.loading import BASE_ADAPTER, LoadedModel
 
 
+class GenerationCancelled(RuntimeError):
+    """The engine was closed while it was decoding: the batch stops at its next step."""
+
+
 @dataclass
 class SamplingParams:
     """Greedy when temperature is 0; a seed makes sampling reproducible per request."""
@@ -233,6 +237,7 @@ class GenerationEngine:
                                   TokenListener | None]] = []
         self._worker: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memlora-generate")
+        self._closed = False
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -377,6 +382,7 @@ class GenerationEngine:
             self._decode_with_lookup(sequences[0], cache, mask, logits, int(last_position[0]), adapter)
             active = []
         while active:
+            self._check_open()
             next_tokens = self._choose(logits, [sequences[i] for i in active])
             steps += 1
             keep: list[int] = []
@@ -454,6 +460,7 @@ class GenerationEngine:
         token = int(logits[0].argmax())
         budget = sequence.params.max_new_tokens
         while True:  # invariant: `token` is chosen but not yet fed to the model
+            self._check_open()
             if token in self.stop_ids and not sequence.params.ignore_stop:
                 sequence.finish_reason, sequence.stop_token = "stop", token
                 break
@@ -523,5 +530,14 @@ class GenerationEngine:
             chosen[slot] = torch.multinomial(probs, 1, generator=sequence.generator)[0]
         return chosen
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise GenerationCancelled("the generation engine was closed")
+
     def close(self) -> None:
-        self._executor.shutdown(wait=False)
+        """Stops the batch being decoded at its next step and drops queued ones.
+
+        The worker is a plain thread that Python waits for at exit, so without this an
+        interrupted command (Ctrl-C in `memlora eval`) would sit until its batch ran to the end."""
+        self._closed = True
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -94,6 +94,7 @@ def eval_command(
         except FileNotFoundError as error:
             raise click.BadParameter(str(error), param_hint="--adapter") from error
     player: Any
+    engine = None
     weights_dtype = None
     if oracle:
         player = OraclePlayer()
@@ -138,6 +139,9 @@ def eval_command(
         )
     except ResumeMismatchError as error:
         raise click.ClickException(str(error)) from error
+    finally:
+        if engine is not None:  # on Ctrl-C too: stop the batch being decoded, or exit waits for it
+            engine.close()
     details, summary = score_run(episodes, {r.id: r for r in records}, oracle=oracle,
                                  max_new_tokens=config.max_new_tokens, reference_memory=reference_memory)
     write_report(out, config.to_dict(), summary, details)
