@@ -20,6 +20,16 @@ def merge_into_base(loaded: Any) -> Any:
     return LoadedModel(merged, loaded.tokenizer, loaded.name, loaded.family, loaded.device)
 
 
+def speed_up(loaded: Any) -> Any:
+    """memlora's CPU decode speedups for a merged copy (after the merge: the packed layers must
+    hold the merged weights); nothing on a GPU."""
+    if loaded.device.type == "cpu":
+        from memlora.models.cpu_inference import prepare_for_cpu_inference
+
+        prepare_for_cpu_inference(loaded.model)
+    return loaded
+
+
 @dataclass
 class RoutedModel:
     """The weights behind each adapter role, loaded on first use.
@@ -35,14 +45,23 @@ class RoutedModel:
     serving: Serving = "dynamic"
     loader: Callable[..., Any] | None = None  # load_model or a stand-in (tests); called as loader(model, adapters=...)
     preloaded: Any = None  # a LoadedModel to use as the dynamic one (tests, or a caller that loaded it)
+    options: dict[str, Any] = field(default_factory=dict)  # more load_model arguments: device, dtype
     _models: dict[str | None, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_serving(self.serving)
+        from memlora.models.loading import adapter_name
+
+        names: dict[str, str] = {}
+        for path in self.adapters.values():
+            if names.setdefault(adapter_name(path), str(path)) != str(path):
+                raise RoutingError(f"adapters {names[adapter_name(path)]} and {path} would load under one name "
+                                   f"({adapter_name(path)!r}): give them folders of different names")
         if self.preloaded is not None:
             self._models[None if self.serving == "merged" else "dynamic"] = self.preloaded
 
     def _load(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs = {**self.options, **kwargs}
         if self.loader is not None:
             return self.loader(*args, **kwargs)
         from memlora.models.loading import load_model
@@ -71,16 +90,8 @@ class RoutedModel:
             else:
                 # cpu_speedups after the merge: the packed layers must hold the merged weights
                 loaded = self._load(self.model, adapters=[self.adapters[key]], cpu_speedups=False)
-                self._models[key] = self._speed_up(merge_into_base(loaded))
+                self._models[key] = speed_up(merge_into_base(loaded))
         return self._models[key], None
-
-    @staticmethod
-    def _speed_up(loaded: Any) -> Any:
-        if loaded.device.type == "cpu":
-            from memlora.models.cpu_inference import prepare_for_cpu_inference
-
-            prepare_for_cpu_inference(loaded.model)
-        return loaded
 
     @property
     def loaded_models(self) -> list[Any]:
