@@ -366,7 +366,7 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {label} | {cell(w['json_valid_first_attempt'])} | {cell(w['record_valid_first_attempt'])} "
                          f"| {cell(w['fell_back_to_rules'])} | {cell(f['event'])} | {cell(f['tags'])} | {cell(f['pose'])} "
                          f"| {cell(f['mission'])} | {cell(f['all_four'])} | {cell(w['chatter_dropped'])} "
-                         f"| {w['tokens_per_record']['accepted_reply_mean']} |")
+                         f"| {w['tokens_per_record']['accepted_reply_mean'] or 'n/a'} |")
         lines.append("")
     if report["recall"]:
         lines += ["Recall on fixed evidence (answer prompt only, no retrieval):", "",
