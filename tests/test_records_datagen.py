@@ -15,7 +15,7 @@ from memlora.records import writer
 from memlora.records.items import POSE_TOLERANCE, gold_reply, read_recall_items, read_write_items
 from memlora.records.manager import MemoryManager
 from memlora.records.scenes import Question, grade, says_not_in_memory, score_citations, support_groups, vocabulary
-from memlora.records.schema import validate_record
+from memlora.records.schema import SECOND_SENTENCE, validate_record
 from memlora.records.store import RecordStore
 from records_helpers import ScriptedModel
 
@@ -178,3 +178,20 @@ def test_the_command_writes_rows_and_prints_the_estimate(tmp_path: Path) -> None
     assert result.exit_code == 0, result.output
     assert "writing: 30 train / 16 validation rows" in result.output and "h of training at 25 tokens/s" in result.output
     assert (tmp_path / "d" / "recall" / "test.items.jsonl").exists()
+
+
+@pytest.mark.parametrize(("observation", "text", "pose", "mission"), [
+    ("saw a cup on the desk (mission: m-7)", "Saw a cup on the desk.", None, "m-7"),
+    ("mission id m-1, saw a mug (x: 1.2 m, y: 3.5 m, yaw: 1.57 rad)", "Saw a mug.", (1.2, 3.5, 1.57), "m-1"),
+    ("saw a mug at x=120 cm, y=-35 cm, heading 90.0°. Battery at 64%.", "Saw a mug. Battery at 64%.",
+     (1.2, -0.35, 1.5708), None),
+    ("Hey! entered the lab pose x=1200mm y=3500mm theta=-2.47 for mission m-9", "Hey! entered the lab.",
+     (1.2, 3.5, -2.47), "m-9"),
+    ("saw a cup (on the desk)", "Saw a cup (on the desk).", None, None),
+])
+def test_the_manager_reads_poses_in_units_and_keeps_every_sentence_for_the_model(observation, text, pose,
+                                                                                  mission) -> None:
+    got_text, got_pose, got_mission = writer.prepare_observation(observation)
+    assert got_text == text and got_mission == mission
+    assert (None if got_pose is None else (got_pose.x, got_pose.y, got_pose.yaw)) == pose
+    assert not SECOND_SENTENCE.search(writer.rule_draft(observation).text)  # the rules keep one sentence

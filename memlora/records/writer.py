@@ -166,6 +166,7 @@ def split_context(observation: str) -> tuple[str, Pose | None, str | None]:
     if found:
         mission = found[1].rstrip(".,;")
         text = text[: found.start()] + " " + text[found.end() :]
+    text = re.sub(r"\(\s*[,;:]?\s*\)", " ", text)  # the brackets a pose or mission stood in
     return text, pose, mission
 
 
