@@ -39,19 +39,28 @@ from typing import Any
 ROLES = ("writing", "recall", "memory")
 
 
-def random_adapter(model: str, folder: Path, seed: int) -> str:
-    """A LoRA of the records recipe's shape with random weights (what speed and memory depend on)."""
+def random_adapters(model: str, folder: Path, roles: list[str]) -> dict[str, str]:
+    """LoRAs of the records recipe's shape with random weights (what speed and memory depend on)."""
+    import gc
+
     import torch
     from peft import LoraConfig, get_peft_model
 
     from memlora.models.loading import load_model
 
     base = load_model(model, device="cpu", cpu_speedups=False).model
-    torch.manual_seed(seed)
-    config = LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
-                        init_lora_weights=False, task_type="CAUSAL_LM")
-    get_peft_model(base, config).save_pretrained(folder)
-    return str(folder)
+    made = {}
+    for seed, role in enumerate(roles):
+        torch.manual_seed(seed)
+        config = LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+                            init_lora_weights=False, task_type="CAUSAL_LM")
+        peft_model = get_peft_model(base, config)
+        peft_model.save_pretrained(folder / f"random-{role}")
+        base = peft_model.unload()
+        made[role] = str(folder / f"random-{role}")
+    del base
+    gc.collect()  # the children measure their own memory, but the machine is shared
+    return made
 
 
 def prompts(count: int, offset: int) -> dict[str | None, list[list[dict[str, str]]]]:
@@ -157,14 +166,10 @@ def main() -> None:
     from memlora.routing import shipped_adapter
 
     with tempfile.TemporaryDirectory() as folder:
-        adapters: dict[str, str] = {}
-        made: list[str] = []
-        for seed, role in enumerate(ROLES):
-            path = getattr(args, f"{role}_adapter") or shipped_adapter(args.model, role)
-            if path is None:
-                path = random_adapter(args.model, Path(folder) / f"random-{role}", seed)
-                made.append(role)
-            adapters[role] = path
+        adapters = {role: getattr(args, f"{role}_adapter") or shipped_adapter(args.model, role) for role in ROLES}
+        made = [role for role, path in adapters.items() if path is None]
+        if made:
+            adapters.update(random_adapters(args.model, Path(folder), made))
         results = []
         for serving in args.servings.split(","):
             command = [sys.executable, __file__, "--model", args.model, "--serving", serving, "--adapters",
