@@ -4,7 +4,8 @@ Every import of every module counts, the ones inside functions too (memlora impo
 libraries lazily, so most of its cross-package imports are function-level). The layers, lowest
 first, and why each sits where it does:
 
-- foundation: the package itself, `files` (hashing helpers everyone may use) and `settings`
+- foundation: the package itself, `files` (hashing helpers everyone may use), `routing` (which
+  adapter serves which task: policy only) and `settings`
   (settings dataclasses as command-line options, the shared flags and their defaults).
 - store: the knowledge-graph stores, and the record store of `memlora.records` (schema,
   SQLite store, embeddings, import/export, scenes): the MCP server's record tools read them.
@@ -31,7 +32,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "memlora"
 
 # lowest first; a module belongs to the layer of its longest matching name (module or package)
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("memlora", "memlora.files", "memlora.settings")),
+    ("foundation", ("memlora", "memlora.files", "memlora.settings", "memlora.routing")),
     ("store", ("memlora.store", "memlora.records")),
     ("server", ("memlora.server",)),
     ("models", ("memlora.models",)),

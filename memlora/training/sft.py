@@ -2,7 +2,9 @@
 
 The rows come from `memlora datagen`: one row per session, in TRL's conversational
 tool-calling format (`messages` + `tools`). Loss is on assistant tokens only, so the model
-learns to emit tool calls and replies, not to predict users or tool results.
+learns to emit tool calls and replies, not to predict users or tool results. The records
+adapters train with the same recipe on rows from `memlora records datagen` (`messages` only: a
+records prompt has no tool block), each task's system prompt being its shared prefix.
 """
 
 from __future__ import annotations
@@ -146,7 +148,7 @@ def assistant_spans(tokenizer: Any, row: dict[str, Any]) -> tuple[str, list[tupl
     `"loss": false` (a call the server rejects, shown so the model learns to recover from it)."""
     from memlora.models.chat_format import render_prompt
 
-    messages, tools = row["messages"], row["tools"]
+    messages, tools = row["messages"], row.get("tools") or None
     text = render_prompt(tokenizer, messages, tools, add_generation_prompt=False)
     spans: list[tuple[int, int]] = []
     for index, message in enumerate(messages):
@@ -173,6 +175,20 @@ def shared_prefix_ids(tokenizer: Any, tools: list[dict[str, Any]]) -> list[int]:
     return tokenizer(session_prefix(tokenizer, tools), add_special_tokens=False)["input_ids"]
 
 
+def row_prefix_ids(tokenizer: Any, row: dict[str, Any]) -> list[int]:
+    """The tokens a row shares with every row of its task: its system message and tool block,
+    rendered as the runtime renders and caches them once (for memory sessions exactly
+    `shared_prefix_ids`, the agent's prefix; for records rows the prompt a records engine
+    caches); none without a system message."""
+    from memlora.models.chat_format import render_prompt
+
+    messages = row["messages"]
+    if not messages or messages[0]["role"] != "system":
+        return []
+    text = render_prompt(tokenizer, messages[:1], row.get("tools") or None, add_generation_prompt=False)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
 def tokenize_rows(tokenizer: Any, rows: list[dict[str, Any]], frozen_prefix: bool,
                   prefix: list[int] | None = None) -> tuple[list[dict[str, list[int]]], list[int]]:
     """Tokenized rows, and the shared prefix they were cut after (empty when it stays in each row).
@@ -181,7 +197,7 @@ def tokenize_rows(tokenizer: Any, rows: list[dict[str, Any]], frozen_prefix: boo
     validation rows are checked against the training prefix, the one the trainer prepends.
     """
     if prefix is None:
-        prefix = shared_prefix_ids(tokenizer, rows[0]["tools"]) if rows else []
+        prefix = row_prefix_ids(tokenizer, rows[0]) if rows else []
     cut = len(prefix) if frozen_prefix else 0
     out = []
     for number, row in enumerate(rows, start=1):
@@ -237,7 +253,7 @@ def train_sft(settings: SftSettings) -> Path:
     install_chat_template(tokenizer, model_family(model))
 
     raw_train = read_rows(train_path, settings.max_train_rows, settings.seed)
-    shared = shared_prefix_ids(tokenizer, raw_train[0]["tools"]) if raw_train else []
+    shared = row_prefix_ids(tokenizer, raw_train[0]) if raw_train else []
     cut = settings.prefix_cache != "off"
     train_rows, prefix = tokenize_rows(tokenizer, raw_train, cut, shared)
     eval_rows = (
@@ -686,6 +702,7 @@ def write_card(out: Path, *, settings: SftSettings, train_path: Path, **facts: A
     seconds = facts.get("seconds") or 0
     card.update(
         {
+            "task": stats.get("task", "memory-graph"),
             "base_model": settings.model,
             "base_model_sha256": base_model_sha256(settings.model),
             "data": {
@@ -712,12 +729,27 @@ def write_card(out: Path, *, settings: SftSettings, train_path: Path, **facts: A
     render_card(out, card)
 
 
+TASK_CARDS = {  # the card's title and what the adapter is for, by the data's task (stats.json)
+    "memory-graph": ("memory adapter",
+                     "A LoRA adapter that teaches the base model to keep a knowledge-graph memory through the nine\n"
+                     "memory tools (MCP). Trained with `memlora train sft`; load it with `memlora chat --adapter PATH`."),
+    "records-writing": ("records writing adapter",
+                        "A LoRA adapter that turns one robot observation into one memory record (event, text, tags as\n"
+                        "compact JSON) for `MemoryManager.write`. Trained with `memlora train sft` on `memlora records\n"
+                        "datagen` rows; shipped as adapters/<model>-records-writing/, routed by ADAPTER_MODE."),
+    "records-recall": ("records recall adapter",
+                       "A LoRA adapter that answers a question from numbered memory records, citing them as [1], or\n"
+                       "says `Not in memory.`, for `MemoryManager.recall`. Trained with `memlora train sft` on\n"
+                       "`memlora records datagen` rows; shipped as adapters/<model>-records-recall/, routed by ADAPTER_MODE."),
+}
+
+
 def render_card(out: Path, card: dict[str, Any]) -> None:
+    title, about = TASK_CARDS.get(card.get("task", "memory-graph"), TASK_CARDS["memory-graph"])
     lines = [
-        f"# memlora memory adapter for {card['base_model']}",
+        f"# memlora {title} for {card['base_model']}",
         "",
-        "A LoRA adapter that teaches the base model to keep a knowledge-graph memory through the nine",
-        "memory tools (MCP). Trained with `memlora train sft`; load it with `memlora chat --adapter PATH`.",
+        about,
         "",
         f"- base model: `{card['base_model']}` (GGUF sha256 `{card['base_model_sha256']}`)",
         f"- data: seed {card['data']['seed']}, train rows sha256 `{card['data']['train_rows_sha256']}`,"
