@@ -71,8 +71,9 @@ class LocalChatModel:
                 adapters = {"writing": adapter, "recall": adapter}
         self.model = model
         # loaded on first use: purge or a skipped write never pays for it
+        chosen = {key: value for key, value in (("device", device), ("dtype", dtype)) if value is not None}
         self.routed = RoutedModel(model, dict(adapters), serving, preloaded=loaded,  # type: ignore[arg-type]
-                                  options={"device": device, "dtype": dtype})
+                                  options=chosen)
         self.name = f"model:{Path(model).name}"
         self.token_counter = f"{Path(model).name} tokenizer"
         self._engines: dict[tuple[int, str], Any] = {}
