@@ -77,7 +77,8 @@ def load(args: argparse.Namespace) -> None:
 
     from memlora.agent.endpoint import openai_messages
     from memlora.agent.engine import SamplingParams
-    from memlora.agent.protocol import model_tools, render_prompt
+    from memlora.agent.protocol import model_tools
+    from memlora.models.chat_format import render_prompt
     from memlora.api.app import ApiSettings, build_app
     from memlora.models.loading import adapter_name, default_adapter, load_model
 
@@ -146,7 +147,8 @@ def rss_memlora(args: argparse.Namespace) -> None:
     from memlora.agent.engine import SamplingParams
     from memlora.agent.loop import build_engine
     from memlora.agent.prompt import session_opening
-    from memlora.agent.protocol import model_tools, render_prompt
+    from memlora.agent.protocol import model_tools
+    from memlora.models.chat_format import render_prompt
     from memlora.models.loading import adapter_name, default_adapter, load_model
 
     adapter = default_adapter(MODEL)
@@ -163,7 +165,8 @@ def rss_llamacpp(args: argparse.Namespace) -> None:
     from transformers import AutoTokenizer
 
     from memlora.agent.prompt import session_opening
-    from memlora.agent.protocol import model_tools, render_prompt
+    from memlora.agent.protocol import model_tools
+    from memlora.models.chat_format import render_prompt
     from memlora.models.llamacpp import LlamaCpp
     from memlora.models.loading import bundled_gguf, resolve_model
 

@@ -22,7 +22,8 @@ import torch
 from memlora.agent.engine import SamplingParams
 from memlora.agent.loop import MemoryAgent, build_engine, connect_memory
 from memlora.agent.prompt import session_opening
-from memlora.agent.protocol import model_tools, render_prompt
+from memlora.agent.protocol import model_tools
+from memlora.models.chat_format import render_prompt
 from memlora.models.loading import load_model
 
 USERS = [

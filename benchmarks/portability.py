@@ -27,7 +27,8 @@ from transformers import AutoTokenizer
 import memlora.models  # noqa: F401 - OpenMP settings before torch does work
 from memlora.agent.loop import build_engine
 from memlora.agent.prompt import session_opening, tool_call_message, tool_result_message
-from memlora.agent.protocol import model_tools, parse_output, render_prompt, stop_token_ids
+from memlora.agent.protocol import model_tools, parse_output
+from memlora.models.chat_format import render_prompt, stop_token_ids
 from memlora.data.execute import execute
 from memlora.models.loading import adapter_prefix_cache, cpu_description, load_model, resolve_model
 from memlora.store import open_store

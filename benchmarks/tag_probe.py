@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 import memlora.models  # noqa: F401 - OpenMP settings before torch does work
-from memlora.agent.protocol import render_prompt
+from memlora.models.chat_format import render_prompt
+from memlora.models.kv_cache import cache_of, with_cache
 from memlora.models.loading import load_model
 from memlora.training.sft import is_opening_call
 
@@ -68,8 +69,8 @@ def main() -> None:
     cache, written = None, []
     with loaded.adapter(loaded.adapters[0] if loaded.adapters else None), torch.inference_mode():
         for position in range(args.max_new_tokens):
-            out = model(input_ids=feed, past_key_values=cache, use_cache=True)
-            cache, logits = out.past_key_values, out.logits[0, -1].float()
+            out = model(input_ids=feed, **with_cache(cache), use_cache=True)
+            cache, logits = cache_of(out), out.logits[0, -1].float()
             top = logits.topk(3)
             token = int(top.indices[0])
             if token >= reserved or position == 0:

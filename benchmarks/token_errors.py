@@ -38,7 +38,9 @@ from typing import Any
 import torch
 
 import memlora.models  # noqa: F401 - OpenMP settings before torch does work
-from memlora.models.loading import BASE_ADAPTER, adapter_name, end_of_turn_token, load_model
+from memlora.models.chat_format import END_OF_TURN
+from memlora.models.kv_cache import cache_of, with_cache
+from memlora.models.loading import BASE_ADAPTER, adapter_name, load_model
 from memlora.training.sft import assistant_spans, read_rows, shared_prefix_ids
 
 KINDS = ("turn start (call)", "turn start (reply)", "tool name", "entity names", "types", "observation list opens", "observation text",
@@ -124,7 +126,7 @@ def score(loaded: Any, rows: list[dict[str, Any]], adapters: list[str], end_of_t
     tokenizer, model = loaded.tokenizer, loaded.model
     prefix = shared_prefix_ids(tokenizer, rows[0]["tools"])
     with loaded.adapter(BASE_ADAPTER), torch.inference_mode():  # as in training and the engine
-        prefix_cache = model(input_ids=torch.tensor([prefix]), use_cache=True).past_key_values
+        prefix_cache = cache_of(model(input_ids=torch.tensor([prefix]), use_cache=True))
     results: dict[str, Any] = {}
     prepared = [labelled_tokens(tokenizer, row, end_of_turn) for row in rows]
     if any(ids[: len(prefix)] != prefix for ids, _ in prepared):
@@ -144,7 +146,7 @@ def score(loaded: Any, rows: list[dict[str, Any]], adapters: list[str], end_of_t
             # logits at position p predict token p + 1: keep those just before each target
             keep = torch.tensor([p - 1 - len(prefix) for p, _, _ in targets])
             with loaded.adapter(None if adapter == BASE_ADAPTER else adapter), torch.inference_mode():
-                out = model(input_ids=rest, past_key_values=copy.deepcopy(prefix_cache), use_cache=True,
+                out = model(input_ids=rest, **with_cache(copy.deepcopy(prefix_cache)), use_cache=True,
                             logits_to_keep=keep)
             logits = out.logits[0].float()
             gold = torch.tensor([ids[p] for p, _, _ in targets])
@@ -213,7 +215,7 @@ def main() -> None:
     loaded = load_model(args.model, adapters=[a for a in adapters if a != BASE_ADAPTER], cpu_speedups=False)
     names = [a if a == BASE_ADAPTER else adapter_name(a) for a in adapters]
     rows = read_rows(args.rows, args.limit, args.seed)
-    results = score(loaded, rows, names, end_of_turn_token(loaded.family))
+    results = score(loaded, rows, names, END_OF_TURN[loaded.family])
     results = {label: results[name] for label, name in zip(adapters, names)}
     print(f"{len(rows)} rows of {args.rows}, {args.model}, {platform.machine()}, "
           f"{torch.get_num_threads()} threads, {date.today()}")

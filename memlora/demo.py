@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from memlora.models.loading import DEFAULT_MODEL
+from memlora.settings import model_options
 
 SESSIONS: list[list[str]] = [
     ["Hi, I'm Lena Okafor. I work as a nurse at St. Mary's Hospital.", "I live in Leeds."],
@@ -33,13 +33,14 @@ QUESTIONS: list[tuple[str, str]] = [
 ]
 
 
-async def run_demo(model: str, adapter: str | None, store_path: Path, console: Console) -> int:
+async def run_demo(model: str, adapter: str | None, store_path: Path, console: Console, device: str | None = None,
+                   dtype: str | None = None, quiet: bool = False) -> int:
     from memlora.agent.commands import load_for_chat
     from memlora.agent.engine import SamplingParams
     from memlora.agent.loop import MemoryAgent, build_engine, connect_memory
 
     console.print(f"[bold]Loading {model}[/] (the first run converts the bundled GGUF and caches it)")
-    loaded, adapter_name = load_for_chat(model, adapter)
+    loaded, adapter_name = load_for_chat(model, adapter, device, dtype, quiet)
     console.print(f"adapter: {adapter_name or 'none (base model)'}; memory: sqlite:{store_path}\n")
     engine = build_engine(loaded, max_batch=1)
     params = SamplingParams(max_new_tokens=256)
@@ -90,13 +91,13 @@ def print_graph(graph: object, console: Console) -> None:
 
 
 @click.command()
-@click.option("--model", default=DEFAULT_MODEL, show_default=True)
-@click.option("--adapter", default=None, help="Adapter folder, or 'none' for the base model. Default: the bundled one.")
+@model_options
 @click.option("--store", "store_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="SQLite file for the memory (default: a fresh temporary file).")
-def demo(model: str, adapter: str | None, store_path: Path | None) -> None:
+def demo(model: str, adapter: str | None, dtype: str | None, device: str | None, quiet: bool,
+         store_path: Path | None) -> None:
     """Five sessions with the bundled model and its adapter, then recall questions."""
     console = Console()
     with tempfile.TemporaryDirectory(prefix="memlora-demo-") as folder:
         path = store_path or Path(folder) / "memory.db"
-        asyncio.run(run_demo(model, adapter, path, console))
+        asyncio.run(run_demo(model, adapter, path, console, device, dtype, quiet))

@@ -95,7 +95,7 @@ def sit(args: argparse.Namespace) -> None:
             break
         command = ["nice", "-n", str(args.nice), "timeout", "--signal=INT", "--kill-after=120", str(left),
                    sys.executable, "-m", "memlora.cli", "eval", str(SETS / SPLITS[split]), "--out", str(out),
-                   "--model", args.model, "--concurrency", str(args.concurrency), "--no-progress"]
+                   "--model", args.model, "--concurrency", str(args.concurrency), "--quiet"]
         if args.adapter:
             command += ["--adapter", args.adapter]
         print(" ".join(command), flush=True)

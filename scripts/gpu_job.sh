@@ -70,7 +70,7 @@ evaluate() {
   stamp "evaluation of $1: $EVAL_EPISODES test episodes, $CONCURRENCY at once"
   # shellcheck disable=SC2086  # EVAL_ARGS is a list of flags
   memlora eval "$RUNS/data/test.episodes.jsonl" --adapter "$2" --limit "$EVAL_EPISODES" \
-    --concurrency "$CONCURRENCY" --device "$DEVICE" --no-progress $EVAL_ARGS --out "$RUNS/eval-$1"
+    --concurrency "$CONCURRENCY" --device "$DEVICE" --quiet $EVAL_ARGS --out "$RUNS/eval-$1"
   cp "$RUNS/eval-$1/report.md" "$OUT/eval-$1.md"
   gzip -c "$RUNS/eval-$1/report.json" > "$OUT/eval-$1.json.gz"
 }

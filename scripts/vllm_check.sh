@@ -66,5 +66,5 @@ PY
 
 if [ -f "$EPISODES" ]; then
   python -m memlora.cli eval "$EPISODES" --endpoint "http://127.0.0.1:$PORT/v1" --endpoint-model "${names[0]}" \
-    --no-progress --out "$OUT/eval-${names[0]}"
+    --quiet --out "$OUT/eval-${names[0]}"
 fi

@@ -22,14 +22,20 @@ class ScriptedModel:
     adapter = None
     token_counter = "words"
 
-    def __init__(self, replies: list[str]) -> None:
+    def __init__(self, replies: list[str], adapters: dict[str, str] | None = None) -> None:
         self.replies = list(replies)
         self.seen: list[list[dict[str, Any]]] = []
+        self.roles: list[str | None] = []  # the adapter role of each conversation, in order
+        self.adapters = adapters or {}  # role -> adapter name, as a routed local model reports them
 
-    def complete(self, conversations: Any, max_tokens: int) -> list[str]:
+    def adapter_for(self, role: str | None) -> str | None:
+        return self.adapters.get(role) if role else None
+
+    def complete(self, conversations: Any, max_tokens: int, role: str | None = None) -> list[str]:
         out = []
         for messages in conversations:
             self.seen.append(messages)
+            self.roles.append(role)
             out.append(self.replies.pop(0))
         return out
 

@@ -13,8 +13,10 @@ import torch
 from memlora.agent.engine import GenerationEngine, SamplingParams
 from memlora.agent.loop import session_prefix
 from memlora.agent.prompt import session_opening
-from memlora.agent.protocol import END_OF_TURN, model_tools, render_prompt
-from memlora.models.loading import BASE_ADAPTER, adapter_prefix_cache, load_model, tiny_model
+from memlora.agent.protocol import model_tools
+from memlora.models.chat_format import END_OF_TURN, render_prompt
+from memlora.models.loading import BASE_ADAPTER, adapter_prefix_cache, load_model
+from memlora.testing import tiny_model
 from memlora.models.token_rows import format_token_ids, trainable_token_targets
 
 USERS = ["I'm Bob and I work at Lumen Labs.", "My sister Mia lives in Lisbon and she is an architect.",

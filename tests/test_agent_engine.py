@@ -10,8 +10,9 @@ import torch
 from memlora.agent.engine import GenerationEngine, SamplingParams
 from memlora.agent.loop import session_prefix
 from memlora.agent.prompt import session_opening
-from memlora.agent.protocol import model_tools, render_prompt
-from memlora.models.loading import tiny_model
+from memlora.agent.protocol import model_tools
+from memlora.models.chat_format import render_prompt
+from memlora.testing import tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def reference(loaded, engine: GenerationEngine, prompt: str, n: int) -> list[int
 def test_batched_prefix_cached_greedy_matches_generate(setup, rows_alone: bool) -> None:
     """Both prefill layouts: each row's new tokens alone (CPU default) or one padded batch (GPU)."""
     loaded, prompts, prefix = setup
-    engine = GenerationEngine(loaded, prefix=prefix, prefill_rows_alone=rows_alone)
+    engine = GenerationEngine(loaded, prefix=prefix, prefill_sequences_alone=rows_alone)
     results = engine.generate_many(prompts, SamplingParams(max_new_tokens=16))
     assert all(r.cached_prompt_tokens == len(engine.prefix_ids) > 0 for r in results)
     assert all(r.batch_size == 3 for r in results)
@@ -178,3 +179,24 @@ def test_listeners_hear_every_output_token_as_it_is_chosen(setup) -> None:
     alone: list[int] = []
     result = engine.generate_many(prompts[:1], SamplingParams(max_new_tokens=10), listeners=[alone.extend])[0]
     assert alone == result.token_ids
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["batch", "alone-with-drafts"])
+def test_closing_the_engine_stops_the_batch_being_decoded(setup, batched: bool) -> None:
+    """Ctrl-C in `memlora eval` closes the engine; its worker must not decode on to the end."""
+    from memlora.agent.engine import GenerationCancelled
+
+    loaded, prompts, prefix = setup
+    engine = GenerationEngine(loaded, prefix=prefix)
+    heard: list[int] = []
+
+    def close_after_two(tokens: list[int]) -> None:
+        heard.extend(tokens)
+        if len(heard) >= 2:
+            engine.close()
+
+    chosen = prompts if batched else prompts[:1]
+    with pytest.raises(GenerationCancelled):
+        engine.generate_many(chosen, SamplingParams(max_new_tokens=200, ignore_stop=True),
+                             listeners=[close_after_two] + [None] * (len(chosen) - 1))
+    assert len(heard) < 200

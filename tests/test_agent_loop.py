@@ -8,8 +8,7 @@ from typing import Any
 
 from memlora.agent.engine import Completion, SamplingParams
 from memlora.agent.loop import MemoryAgent, build_engine, connect_memory
-from memlora.models.loading import tiny_model
-from memlora.models.tiny_tokenizer import build_tiny_tokenizer
+from memlora.testing import build_tiny_tokenizer, tiny_model
 
 
 class ScriptedEngine:

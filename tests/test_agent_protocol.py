@@ -7,14 +7,9 @@ import json
 import pytest
 
 from memlora.agent.prompt import session_opening, tool_call_message, tool_result_message
-from memlora.agent.protocol import (
-    ToolValidator,
-    model_tools,
-    parse_output,
-    render_prompt,
-    server_tools,
-)
-from memlora.models.tiny_tokenizer import build_tiny_tokenizer
+from memlora.agent.protocol import ToolValidator, model_tools, parse_output, server_tools
+from memlora.models.chat_format import render_prompt
+from memlora.testing import build_tiny_tokenizer
 
 CALL = {"name": "create_entities", "arguments": {"entities": [{"name": "Bob", "entityType": "person", "observations": []}]}}
 
@@ -143,7 +138,7 @@ def test_template_renders_calls_and_results(family: str) -> None:
 
 def test_example_calls_show_every_argument_key_in_the_chat_format() -> None:
     from memlora.agent.protocol import example_calls_text, model_tools, parse_output
-    from memlora.models.loading import tiny_model
+    from memlora.testing import tiny_model
 
     tools = model_tools()
     text = example_calls_text(tiny_model().tokenizer, tools)

@@ -23,9 +23,12 @@ uvicorn = pytest.importorskip("uvicorn")
 
 from memlora.agent.engine import GenerationEngine, SamplingParams  # noqa: E402
 from memlora.agent.prompt import session_opening, tool_call_message, tool_result_message  # noqa: E402
-from memlora.agent.protocol import model_tools, render_prompt  # noqa: E402
+from memlora.agent.protocol import model_tools  # noqa: E402
 from memlora.api.app import ApiSettings, build_app  # noqa: E402
-from memlora.models.loading import load_model, tiny_model  # noqa: E402
+from memlora.models.chat_format import render_prompt  # noqa: E402
+from memlora.models.kv_cache import cache_of, with_cache  # noqa: E402
+from memlora.models.loading import load_model  # noqa: E402
+from memlora.testing import tiny_model  # noqa: E402
 
 SEARCH_TOOL = {"type": "function", "function": {
     "name": "search", "description": "Search the notes.",
@@ -78,7 +81,7 @@ def teach(loaded: Any, pairs: list[tuple[str, str]], max_steps: int = 400) -> No
         for prompt, completion in pairs:
             ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
             out = model(input_ids=torch.tensor([ids[:-1]]), use_cache=True)
-            kv = [(layer.keys.clone(), layer.values.clone()) for layer in out.past_key_values.layers]
+            kv = [(layer.keys.clone(), layer.values.clone()) for layer in cache_of(out).layers]
             data.append((kv, len(ids) - 1, ids[-1:] + tokenizer(completion, add_special_tokens=False)["input_ids"]))
     optimizer = torch.optim.Adam(parameters, lr=5e-3)
     model.train()
@@ -89,7 +92,7 @@ def teach(loaded: Any, pairs: list[tuple[str, str]], max_steps: int = 400) -> No
             for index, (keys, values) in enumerate(kv):
                 cache.update(keys, values, index)
             tokens = torch.tensor([tail])
-            logits = model(input_ids=tokens, past_key_values=cache, use_cache=True,
+            logits = model(input_ids=tokens, **with_cache(cache), use_cache=True,
                            position_ids=torch.arange(start, start + len(tail))[None]).logits[0, :-1]
             torch.nn.functional.cross_entropy(logits, tokens[0, 1:]).backward()
             all_right &= bool((logits.argmax(-1) == tokens[0, 1:]).all())
@@ -445,7 +448,7 @@ def test_eval_scores_an_endpoint_through_the_same_agent_loop(server: RunningServ
                        oracle=False)
     asyncio.run(run_episodes(load_episodes(episodes_file), player, local_out, config, progress=False))
     result = CliRunner().invoke(eval_command, [str(episodes_file), "--endpoint", server.url, "--endpoint-model", "tiny",
-                                               "--max-steps", "3", "--max-new-tokens", "80", "--no-progress",
+                                               "--max-steps", "3", "--max-new-tokens", "80", "--quiet",
                                                "--out", str(remote_out)])
     assert result.exit_code == 0, result.output
     local, remote = load_results(local_out)["alice"], load_results(remote_out)["alice"]

@@ -27,7 +27,7 @@ from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from memlora.store.memory import GraphState
-from memlora.store.validate import parse_entities, parse_relations
+from memlora.store.tools import CreateEntities, CreateRelations
 
 pytestmark = pytest.mark.node
 
@@ -160,7 +160,7 @@ def reset(servers: Servers) -> None:
 
 def missing_endpoint(state: GraphState, args: dict[str, Any]) -> str | None:
     known = {e.name for e in state.entities}
-    for relation in parse_relations(args["relations"]):
+    for relation in CreateRelations.parse(args).relations:
         for name in (relation.source, relation.target):
             if name not in known:
                 return name
@@ -183,9 +183,9 @@ def test_same_results_and_graphs_as_the_reference(servers: Servers, sequence: li
         for server in ("sqlite", "jsonl"):
             assert servers.call(server, name, args) == expected, (server, name, args)
         if name == "create_entities":
-            state.create_entities(parse_entities(args["entities"]))
+            state.create_entities(CreateEntities.parse(args).entities)
         elif name == "create_relations":
-            state.create_relations(parse_relations(args["relations"]))
+            state.create_relations(CreateRelations.parse(args).relations)
         elif name == "delete_entities":
             state.delete_entities(args["entityNames"])
 

@@ -13,7 +13,8 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from memlora.agent.engine import GenerationEngine, SamplingParams
 from memlora.agent.loop import session_prefix
 from memlora.agent.prompt import session_opening
-from memlora.agent.protocol import model_tools, render_prompt
+from memlora.agent.protocol import model_tools
+from memlora.models.chat_format import render_prompt
 from memlora.models.cpu_inference import (
     PackedLinear,
     growing_cache,
@@ -21,7 +22,8 @@ from memlora.models.cpu_inference import (
     prepare_for_cpu_inference,
     small_query_attention,
 )
-from memlora.models.loading import tiny_model
+from memlora.models.kv_cache import cache_of, with_cache
+from memlora.testing import tiny_model
 
 
 class _Heads(nn.Module):
@@ -60,11 +62,11 @@ def test_growing_cache_keeps_what_dynamic_cache_keeps() -> None:
     loaded = tiny_model("qwen")
     ids = torch.randint(0, 200, (2, 9))
     with torch.inference_mode():
-        plain = loaded.model(input_ids=ids, use_cache=True).past_key_values
+        plain = cache_of(loaded.model(input_ids=ids, use_cache=True))
         grown = growing_cache(loaded.model)
-        loaded.model(input_ids=ids[:, :5], past_key_values=grown, use_cache=True)
+        loaded.model(input_ids=ids[:, :5], **with_cache(grown), use_cache=True)
         for step in range(5, 9):  # one token at a time, past the initial capacity
-            loaded.model(input_ids=ids[:, step : step + 1], past_key_values=grown, use_cache=True)
+            loaded.model(input_ids=ids[:, step : step + 1], **with_cache(grown), use_cache=True)
     for ours, theirs in zip(grown.layers, plain.layers):
         torch.testing.assert_close(ours.keys, theirs.keys)
         torch.testing.assert_close(ours.values, theirs.values)

@@ -237,7 +237,7 @@ def test_cli_scores_a_file_with_repeated_ids_and_warns_of_what_it_set_aside(tmp_
     path = tmp_path / "odd.jsonl"
     path.write_text(json.dumps(DOG_EPISODE) + "\n" + json.dumps(odd) + "\n")
     out = tmp_path / "oracle"
-    result = CliRunner().invoke(eval_command, [str(path), "--oracle", "--out", str(out), "--no-progress"])
+    result = CliRunner().invoke(eval_command, [str(path), "--oracle", "--out", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
     assert f"warning: {path}: line 2: episode id {DOG_EPISODE['id']!r} is also on line 1" in result.output
     assert "line 2: probe $.probes[1].after names no session ('no-such-session')" in result.output

@@ -17,11 +17,12 @@ import torch
 
 gguf = pytest.importorskip("gguf")
 
-from memlora.agent.protocol import END_OF_TURN  # noqa: E402
+from memlora.agent.prompt import SYSTEM_PROMPT  # noqa: E402
+from memlora.models.chat_format import END_OF_TURN  # noqa: E402
 from memlora.models.export import (  # noqa: E402
     BaseGguf, ExportError, exact_rank, ollama_modelfile, read_adapter, write_lora_gguf, write_merged_gguf,
 )
-from memlora.models.loading import tiny_model  # noqa: E402
+from memlora.testing import tiny_model  # noqa: E402
 from memlora.models.token_rows import format_token_ids, trainable_token_targets  # noqa: E402
 
 HF_TO_GGUF = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
@@ -121,7 +122,7 @@ def test_the_lora_gguf_applied_as_llamacpp_does_gives_the_peft_merged_weights(ti
 
 
 def test_base_prefix_adapters_name_invocation_tokens(tiny_export: dict[str, Any]) -> None:
-    from memlora.models.export import opening_invocation
+    from memlora.agent.loop import opening_invocation
 
     invocation = opening_invocation(tiny_export["tokenizer"])
     decoded = tiny_export["tokenizer"].decode(invocation)
@@ -165,7 +166,7 @@ def test_tied_base_models_and_stray_tensors_are_refused(tiny_export: dict[str, A
 
 
 def test_ollama_modelfile_names_base_adapter_and_stop_token() -> None:
-    text = ollama_modelfile("/m/base.gguf", "/m/adapter.gguf", "qwen")
+    text = ollama_modelfile("/m/base.gguf", "/m/adapter.gguf", "qwen", SYSTEM_PROMPT)
     assert text.startswith("FROM /m/base.gguf\nADAPTER /m/adapter.gguf\nTEMPLATE \"\"\"")
     assert 'PARAMETER stop "<|im_end|>"' in text and "<tool_response>" in text and "SYSTEM" in text
 
@@ -176,8 +177,8 @@ def test_llamacpp_gives_memloras_tool_calls_with_the_exported_shipped_adapter(tm
     pytest.importorskip("xllamacpp")
     from transformers import AutoTokenizer
 
-    from memlora.models.export import opening_invocation
-    from memlora.models.llamacpp import compare_first_steps
+    from memlora.agent.loop import opening_invocation
+    from memlora.evaluation.llamacpp import compare_first_steps
     from memlora.models.loading import bundled_gguf, default_adapter, resolve_model
 
     adapter = default_adapter("qwen2.5-coder-0.5b")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from memlora.models.loading import tiny_model
+from memlora.testing import tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 

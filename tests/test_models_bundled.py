@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 def test_bundled_qwen_completes_a_turn() -> None:
     from memlora.agent.engine import SamplingParams
     from memlora.agent.loop import MemoryAgent, build_engine, connect_memory
-    from memlora.agent.protocol import QWEN_CHAT_TEMPLATE
+    from memlora.testing import QWEN_CHAT_TEMPLATE
     from memlora.models.loading import convert_bundled, load_model
 
     folder = convert_bundled("qwen2.5-coder-0.5b")

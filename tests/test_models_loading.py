@@ -16,8 +16,8 @@ from memlora.models.loading import (
     model_family,
     normalise_adapters,
     resolve_model,
-    tiny_model,
 )
+from memlora.testing import tiny_model
 
 
 def test_resolution_of_names() -> None:

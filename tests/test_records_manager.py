@@ -87,7 +87,7 @@ def test_a_reply_that_stays_invalid_falls_back_to_rules(minilm, tmp_path) -> Non
 
 
 def test_a_real_random_model_through_the_engine_falls_back_cleanly(minilm, tmp_path) -> None:
-    from memlora.models.loading import tiny_model
+    from memlora.testing import tiny_model
 
     model = LocalChatModel("tiny", adapter="none", loaded=tiny_model("qwen", seed=1))
     manager = MemoryManager(RecordStore(":memory:", minilm), model, trace=tmp_path / "t.jsonl", write_attempts=1)

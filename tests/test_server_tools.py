@@ -115,3 +115,28 @@ def test_knowledge_graph_resource(store: MemoryStore) -> None:
         "entities": [{"name": "A", "entityType": "t", "observations": []}],
         "relations": [],
     }
+
+
+def test_an_array_sent_as_json_text_is_read_but_a_query_stays_text(store: MemoryStore) -> None:
+    # Some clients send array arguments as JSON text; the server reads them as the SDK's tool layer did.
+    created, searched = call(
+        store,
+        [
+            ("create_entities", {"entities": json.dumps([{"name": "null", "entityType": "t", "observations": []}])}),
+            ("search_nodes", {"query": "null"}),
+        ],
+    )
+    assert not created.is_error and created.structured_content["entities"][0]["name"] == "null"
+    assert [e["name"] for e in searched.structured_content["entities"]] == ["null"]
+
+
+def test_unknown_tools_and_bugs_are_tool_errors_without_internals(
+    store: MemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def bug() -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(store, "read_graph", bug)
+    unknown, broken = call(store, [("no_such_tool", {}), ("read_graph", {})])
+    assert unknown.is_error and unknown.content[0].text == "Unknown tool: no_such_tool"
+    assert broken.is_error and broken.content[0].text == "Error executing tool read_graph"

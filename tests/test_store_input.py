@@ -12,7 +12,7 @@ from memlora.store.graph import (
     ObservationAddition,
     Relation,
 )
-from memlora.store.validate import parse_additions, parse_entities, parse_relations
+from memlora.store.tools import AddObservations, CreateEntities, CreateRelations
 
 
 def test_empty_name_is_rejected_with_its_field(store: MemoryStore) -> None:
@@ -55,20 +55,20 @@ def test_limits_are_configurable(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("parser", "raw", "field", "reason"),
+    ("tool", "raw", "field", "reason"),
     [
-        (parse_entities, None, "entities", "is required"),
-        (parse_entities, "Alice", "entities", "must be an array"),
-        (parse_entities, [{"name": "A", "entityType": "t"}], "entities[0].observations", "is required"),
-        (parse_entities, [{"name": 5, "entityType": "t", "observations": []}], "entities[0].name", "must be a string"),
-        (parse_entities, [["A"]], "entities[0]", "must be an object"),
-        (parse_entities, [{"name": "A", "entityType": "t", "observations": ["ok", 3]}], "entities[0].observations[1]", "string"),
-        (parse_relations, [{"from": "A", "relationType": "r"}], "relations[0].to", "is required"),
-        (parse_additions, [{"entityName": "A", "contents": "text"}], "observations[0].contents", "must be an array"),
+        (CreateEntities, {"entities": None}, "entities", "is required"),
+        (CreateEntities, {"entities": "Alice"}, "entities", "must be an array"),
+        (CreateEntities, {"entities": [{"name": "A", "entityType": "t"}]}, "entities[0].observations", "is required"),
+        (CreateEntities, {"entities": [{"name": 5, "entityType": "t", "observations": []}]}, "entities[0].name", "must be a string"),
+        (CreateEntities, {"entities": [["A"]]}, "entities[0]", "must be an object"),
+        (CreateEntities, {"entities": [{"name": "A", "entityType": "t", "observations": ["ok", 3]}]}, "entities[0].observations[1]", "string"),
+        (CreateRelations, {"relations": [{"from": "A", "relationType": "r"}]}, "relations[0].to", "is required"),
+        (AddObservations, {"observations": [{"entityName": "A", "contents": "text"}]}, "observations[0].contents", "must be an array"),
     ],
 )
-def test_parsing_raw_arguments_names_the_field(parser, raw, field: str, reason: str) -> None:
+def test_parsing_raw_arguments_names_the_field(tool, raw, field: str, reason: str) -> None:
     with pytest.raises(InvalidInputError) as caught:
-        parser(raw)
+        tool.parse(raw)
     assert caught.value.field == field
     assert reason in caught.value.reason

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from memlora.models.loading import load_model, tiny_model
+from memlora.models.loading import load_model
+from memlora.testing import tiny_model
 from memlora.models.token_rows import (
-    install_fast_token_rows,
+    install_fast_token_vectors,
     format_token_ids,
     trainable_token_targets,
 )
@@ -54,7 +55,7 @@ def test_fast_rows_give_the_logits_peft_gives(tie_embeddings: bool) -> None:
         expected = peft_model(input_ids=ids).logits
         with peft_model.disable_adapter():
             base = peft_model(input_ids=ids).logits
-    assert install_fast_token_rows(peft_model) == 2  # a tied head gets a layer sharing the rows
+    assert install_fast_token_vectors(peft_model) == 2  # a tied head gets a layer sharing the rows
     with torch.inference_mode():
         fast = peft_model(input_ids=ids).logits
         with peft_model.disable_adapter():
@@ -79,7 +80,7 @@ def test_a_saved_adapter_with_tag_rows_loads_with_the_fast_path(tmp_path: Path) 
     loaded = load_model(str(tmp_path / "base"), adapters=[str(tmp_path / "adapter")], device="cpu",
                         dtype=torch.float32, cpu_speedups=False)
     layers = [m for m in loaded.model.modules() if isinstance(m, TrainableTokensLayer)]
-    assert len(layers) == 2 and all(type(m.forward).__name__ == "FastTokenRows" for m in layers)
+    assert len(layers) == 2 and all(type(m.forward).__name__ == "FastTokenVectors" for m in layers)
     with loaded.adapter("adapter") as model, torch.inference_mode():
         got = model(input_ids=ids).logits.float()
     torch.testing.assert_close(got, expected)
@@ -98,7 +99,7 @@ def test_fast_rows_train_like_peft_even_after_a_pass_under_inference_mode() -> N
 
     peft_model.train()
     expected_loss, expected = loss_and_grads()
-    install_fast_token_rows(peft_model)
+    install_fast_token_vectors(peft_model)
     with torch.inference_mode():
         peft_model(input_ids=ids)  # the rows' token index is made here
     loss, grads = loss_and_grads()

@@ -14,9 +14,11 @@ import torch
 
 from memlora.agent.engine import Completion
 from memlora.agent.prompt import tool_call_message, tool_result_message
-from memlora.agent.protocol import model_tools, render_prompt
+from memlora.agent.protocol import model_tools
+from memlora.models.chat_format import render_prompt
 from memlora.evaluation.episodes import load_episodes
-from memlora.models.loading import LoadedModel, tiny_model
+from memlora.models.loading import LoadedModel
+from memlora.testing import tiny_model
 from memlora.training.grpo import GrpoSettings, RolloutRunner, check_settings, grpo_trainer, train_grpo
 from memlora.training.rewards import REWARD_TERMS, reference_rollout
 from memlora.training.sft import SettingsError
@@ -197,7 +199,7 @@ def test_log_probabilities_under_the_caches_equal_the_plain_ones(tmp_path: Path,
     trainer = grpo_trainer(
         model=model, reward_funcs=[lambda prompts, **_: [0.0] * len(prompts)],
         args=GRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, num_generations=2,
-                        per_device_train_batch_size=2, report_to="none", gradient_checkpointing=False, max_steps=1,
+                        per_device_train_batch_size=2, report_to="none", activation_checkpointing=False, max_steps=1,
                         temperature=0.7),
         train_dataset=Dataset.from_list([{"prompt": "a"}]), processing_class=tiny.tokenizer, runner=stub,
         prefix_ids=list(range(40, 70)), prefix_mode="adapted", turn_prompt_cache=turn_prompt_cache,

@@ -11,7 +11,7 @@ import torch
 
 from memlora.agent.prompt import session_opening, tool_call_message, tool_result_message
 from memlora.agent.protocol import model_tools
-from memlora.models.loading import tiny_model
+from memlora.testing import tiny_model
 from memlora.training.sft import LoraSettings, SettingsError, SftSettings, tokenize_row, tokenize_rows, train_sft
 
 CALL = {

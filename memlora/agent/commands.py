@@ -11,17 +11,20 @@ from typing import Any
 
 import click
 
-from memlora.models.loading import BASE_ADAPTER, DEFAULT_MODEL
+from memlora.settings import hush_progress_bars, model_options
 
 
-def load_for_chat(model: str, adapter: str | None) -> tuple[Any, str | None]:
+def load_for_chat(model: str, adapter: str | None, device: str | None = None, dtype: str | None = None,
+                  quiet: bool = False) -> tuple[Any, str | None]:
     """The model with its adapter attached, and the adapter name to pick per call."""
     from memlora.models.loading import adapter_name, choose_adapter, load_model
 
+    if quiet:
+        hush_progress_bars()
     chosen = choose_adapter(model, adapter)
     if chosen is None:
-        return load_model(model), None
-    return load_model(model, adapters=[chosen]), adapter_name(chosen)
+        return load_model(model, device=device, dtype=dtype), None
+    return load_model(model, adapters=[chosen], device=device, dtype=dtype), adapter_name(chosen)
 
 
 def _show_call(call: Any) -> None:
@@ -38,11 +41,6 @@ def _sampling(temperature: float, seed: int | None, max_new_tokens: int) -> Any:
     return SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
 
 
-model_option = click.option("--model", default=DEFAULT_MODEL, show_default=True,
-                            help="qwen2.5-coder-0.5b, gemma-3-270m, a local HF folder or a hub id.")
-adapter_option = click.option("--adapter", default=None,
-                              help="LoRA adapter folder; 'none' for the base model. "
-                                   "Default: adapters/<model>-memory/ when present.")
 sampling_options = [
     click.option("--temperature", default=0.0, show_default=True, help="0 means greedy."),
     click.option("--seed", type=int, default=None, help="Seed for sampling."),
@@ -68,18 +66,18 @@ def _history_file(store: str | None) -> Path:
 
 
 @click.command()
-@model_option
-@adapter_option
+@model_options
 @click.option("--store", default=None, help="Store URL (sqlite:PATH, jsonl:PATH). Default: memlora's user store.")
 @click.option("--server", "server_command", default=None, help="Use another memory MCP server, run as this command.")
 @click.option("--session", "new_session", is_flag=True, help="Start a fresh session (empty chat context, same memory).")
 @with_sampling
-def chat(model: str, adapter: str | None, store: str | None, server_command: str | None, new_session: bool,
-         temperature: float, seed: int | None, max_new_tokens: int, max_steps: int) -> None:
+def chat(model: str, adapter: str | None, dtype: str | None, device: str | None, quiet: bool, store: str | None,
+         server_command: str | None, new_session: bool, temperature: float, seed: int | None, max_new_tokens: int,
+         max_steps: int) -> None:
     """Talk to the model; it keeps what you tell it in its memory. /new starts a new session, /quit leaves."""
     from memlora.agent.loop import MemoryAgent, build_engine, connect_memory
 
-    loaded, adapter_name = load_for_chat(model, adapter)
+    loaded, adapter_name = load_for_chat(model, adapter, device, dtype, quiet)
     engine = build_engine(loaded)
     history = _history_file(store if not server_command else server_command)
 
@@ -111,7 +109,10 @@ def chat(model: str, adapter: str | None, store: str | None, server_command: str
                 history.parent.mkdir(parents=True, exist_ok=True)
                 history.write_text(json.dumps(agent.messages, ensure_ascii=False))
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        engine.close()  # on Ctrl-C too: stop the batch being decoded
 
 
 async def replay_episode(episode: dict[str, Any], engine: Any, adapter: str | None, params: Any, max_steps: int,
@@ -154,8 +155,7 @@ async def replay_episode(episode: dict[str, Any], engine: Any, adapter: str | No
 
 @click.command()
 @click.argument("episodes", type=click.Path(exists=True, dir_okay=False))
-@model_option
-@adapter_option
+@model_options
 @click.option("--store", default="sqlite::memory:", show_default=True,
               help="Store URL for memlora's server; each episode starts from a fresh in-memory store by default.")
 @click.option("--server", "server_command", default=None,
@@ -164,12 +164,13 @@ async def replay_episode(episode: dict[str, Any], engine: Any, adapter: str | No
 @click.option("--probes/--no-probes", default=True, show_default=True, help="Also ask each episode's probe questions.")
 @click.option("--concurrency", default=8, show_default=True, help="Episodes played at once (batched generation).")
 @with_sampling
-def replay(episodes: str, model: str, adapter: str | None, store: str, server_command: str | None, probes: bool,
-           concurrency: int, temperature: float, seed: int | None, max_new_tokens: int, max_steps: int) -> None:
+def replay(episodes: str, model: str, adapter: str | None, dtype: str | None, device: str | None, quiet: bool,
+           store: str, server_command: str | None, probes: bool, concurrency: int, temperature: float,
+           seed: int | None, max_new_tokens: int, max_steps: int) -> None:
     """Play the user turns of EPISODES.jsonl; print each call, its result and the final graph."""
     from memlora.agent.loop import build_engine
 
-    loaded, adapter_name = load_for_chat(model, adapter)
+    loaded, adapter_name = load_for_chat(model, adapter, device, dtype, quiet)
     engine = build_engine(loaded)
     items = [json.loads(line) for line in Path(episodes).read_text().splitlines() if line.strip()]
     params = _sampling(temperature, seed, max_new_tokens)
@@ -185,4 +186,7 @@ def replay(episodes: str, model: str, adapter: str | None, store: str, server_co
         for lines in await asyncio.gather(*(one(e) for e in items)):
             click.echo("\n".join(lines))
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        engine.close()  # on Ctrl-C too: stop the batch being decoded

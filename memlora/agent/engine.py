@@ -1,11 +1,12 @@
 """Batched generation for many concurrent conversations on one model.
 
-Every conversation starts with the same system prompt and tool block (about a thousand
-tokens), so the engine computes that prefix's KV cache once per adapter (with the adapter
-active, as every runtime does) and copies it into each batch. Requests that arrive together from asyncio tasks are decoded as one batch: the
-prompt tails after the shared prefix are left-padded *between* the prefix and the tail
+Every conversation starts with the same system prompt and tool block (often longer than the
+conversation itself), so the engine computes that prefix's KV cache once per adapter (with the
+adapter active, as every runtime does) and copies it into each batch. Requests that arrive
+together from asyncio tasks are decoded as one batch of sequences, one per request: the prompt
+tails after the shared prefix are left-padded *between* the prefix and the tail
 ([prefix][pad..][tail]) with explicit position ids, so the cached prefix stays valid for every
-row. Rows leave the batch as soon as they stop, so the batch shrinks instead of idling.
+sequence. Sequences leave the batch as soon as they stop, so the batch shrinks instead of idling.
 """
 
 from __future__ import annotations
@@ -20,9 +21,14 @@ from typing import Any, Callable
 
 import torch
 
-from memlora.agent.protocol import stop_token_ids
+from memlora.models.chat_format import stop_token_ids
 from memlora.models.cpu_inference import growing_cache
+from memlora.models.kv_cache import cache_of, with_cache
 from memlora.models.loading import BASE_ADAPTER, LoadedModel
+
+
+class GenerationCancelled(RuntimeError):
+    """The engine was closed while it was decoding: the batch stops at its next step."""
 
 
 @dataclass
@@ -50,12 +56,12 @@ class Completion:
     stop_token: int | None = None  # the token that ended the turn (not in token_ids); None at the length limit
 
 
-# Hears each row's new tokens as they are chosen, on the engine's worker thread (streaming).
+# Hears each sequence's new tokens as they are chosen, on the engine's worker thread (streaming).
 TokenListener = Callable[[list[int]], None]
 
 
 @dataclass
-class _Row:
+class _Sequence:
     prompt_ids: list[int]
     params: SamplingParams
     generator: torch.Generator | None = None
@@ -120,10 +126,10 @@ def _continuation(source: list[int], tail: list[int], limit: int) -> list[int]:
 
 
 class ConversationCache:
-    """KV caches of finished rows, keyed by adapter and the tokens they cover.
+    """KV caches of finished sequences, keyed by adapter and the tokens they cover.
 
     An agent step's prompt is the previous step's prompt, its output and the tool results, so
-    the previous row's KV covers most of it. Reuse copies an entry and leaves it in place: a
+    the previous sequence's KV covers most of it. Reuse copies an entry and leaves it in place: a
     prompt may share a long prefix with another conversation's entry (every session opens the
     same way), and taking it away would cost that conversation its next step. The least
     recently saved go first when over the token budget.
@@ -138,8 +144,8 @@ class ConversationCache:
     def put(self, adapter: str, saved: SavedKV) -> None:
         """Keeps `saved`, dropping the entries it extends: a conversation's earlier steps are
         prefixes of its latest one, which serves every prompt they could serve, so keeping them
-        only crowded out other conversations (and past about 25 concurrent ones on a CPU, every
-        step ran its whole prompt again)."""
+        only crowded out other conversations (and with a few dozen concurrent ones on a CPU,
+        every step ran its whole prompt again)."""
         if len(saved.tokens) > self.budget_tokens:
             return
         for key, (entry_adapter, entry) in list(self.entries.items()):
@@ -170,31 +176,32 @@ class ConversationCache:
         return best, best_length
 
 
-def layer_tensors(cache: Any, row: int, slots: torch.Tensor | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Copies one batch row's keys and values out of a cache, keeping only `slots` (real tokens)."""
+def layer_tensors(cache: Any, sequence: int,
+                  slots: torch.Tensor | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Copies one batch sequence's keys and values out of a cache, keeping only `slots` (real tokens)."""
     layers = []
     for layer in cache.layers:
-        keys, values = layer.keys[row : row + 1], layer.values[row : row + 1]
+        keys, values = layer.keys[sequence : sequence + 1], layer.values[sequence : sequence + 1]
         if slots is not None:
             keys, values = keys.index_select(2, slots), values.index_select(2, slots)
         layers.append((keys.clone(), values.clone()))
     return layers
 
 
-def load_rows(cache: Any, rows: list[tuple[list[tuple[torch.Tensor, torch.Tensor]] | None, int]], width: int,
-              spare: int = 0) -> None:
-    """Fills an empty cache with each row's first `length` saved tokens, right-aligned in `width` slots.
+def load_sequences(cache: Any, sequences: list[tuple[list[tuple[torch.Tensor, torch.Tensor]] | None, int]],
+                   width: int, spare: int = 0) -> None:
+    """Fills an empty cache with each sequence's first `length` saved tokens, right-aligned in `width` slots.
 
     `spare` more zero slots are left after them for the tokens about to be appended, so that
     the first forward does not have to move the whole cache into a larger buffer."""
     for index, layer in enumerate(cache.layers):
-        sample = next(saved[index][0] for saved, length in rows if saved is not None and length)
-        shape = (len(rows), sample.shape[1], width + spare, sample.shape[3])
+        sample = next(saved[index][0] for saved, length in sequences if saved is not None and length)
+        shape = (len(sequences), sample.shape[1], width + spare, sample.shape[3])
         keys, values = sample.new_zeros(shape), sample.new_zeros(shape)
-        for row, (saved, length) in enumerate(rows):
+        for sequence, (saved, length) in enumerate(sequences):
             if saved is not None and length:
-                keys[row, :, width - length : width] = saved[index][0][0, :, :length]
-                values[row, :, width - length : width] = saved[index][1][0, :, :length]
+                keys[sequence, :, width - length : width] = saved[index][0][0, :, :length]
+                values[sequence, :, width - length : width] = saved[index][1][0, :, :length]
         layer.load(keys, values, width)
 
 
@@ -203,7 +210,7 @@ class GenerationEngine:
 
     def __init__(self, loaded: LoadedModel, prefix: str | None = None, max_batch: int = 32,
                  use_prefix_cache: bool = True, conversation_cache_tokens: int | None = None, lookahead: int = 3,
-                 draft_corpus: str | None = None, prefill_rows_alone: bool | None = None):
+                 draft_corpus: str | None = None, prefill_sequences_alone: bool | None = None):
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
@@ -216,19 +223,21 @@ class GenerationEngine:
         self._prefix_caches: dict[str, SavedKV] = {}  # KV of the shared prefix, per adapter that computed it
         if conversation_cache_tokens is None:
             # a GPU holds every batched conversation's KV (12 KiB a token for the 0.5B in bf16);
-            # 64k tokens, enough on a CPU, would keep about 20 of 200 and recompute the rest
+            # 64k tokens, enough on a CPU, would keep only a few of 200 and recompute the rest
             conversation_cache_tokens = 65536 if loaded.device.type == "cpu" else max(65536, 8192 * max_batch)
         self.conversations = ConversationCache(conversation_cache_tokens)
-        # On a CPU a padded batch prefill computes every pad, so rows' new tokens run one row at a
+        # On a CPU a padded batch prefill computes every pad, so sequences' new tokens run one at a
         # time; on a GPU the pads are nearly free and 200 small forwards are not.
-        self.prefill_rows_alone = loaded.device.type == "cpu" if prefill_rows_alone is None else prefill_rows_alone
-        self.lookahead = lookahead  # draft tokens checked per step for a lone greedy row; 0: off
+        self.prefill_sequences_alone = (loaded.device.type == "cpu" if prefill_sequences_alone is None
+                                        else prefill_sequences_alone)
+        self.lookahead = lookahead  # draft tokens checked per step for a lone greedy sequence; 0: off
         self.draft_corpus: list[int] = self.encode(draft_corpus) if draft_corpus else []
         self.drafted_tokens = self.accepted_tokens = 0
         self._pending: list[tuple[list[int], SamplingParams, str, asyncio.Future[Completion],
                                   TokenListener | None]] = []
         self._worker: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memlora-generate")
+        self._closed = False
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -308,9 +317,9 @@ class GenerationEngine:
             with contextlib.ExitStack() as stack:
                 if weights != adapter:  # called inside generate_many's `adapter(adapter)`
                     stack.enter_context(self.loaded.adapter(weights))
-                out = self.model(input_ids=ids, past_key_values=growing_cache(self.model), use_cache=True,
+                out = self.model(input_ids=ids, **with_cache(growing_cache(self.model)), use_cache=True,
                                  logits_to_keep=1)
-            self._prefix_caches[weights] = SavedKV(list(self.prefix_ids), layer_tensors(out.past_key_values, 0))
+            self._prefix_caches[weights] = SavedKV(list(self.prefix_ids), layer_tensors(cache_of(out), 0))
         return self._prefix_caches[weights]
 
     def _reusable(self, prompt: list[int], adapter: str) -> tuple[SavedKV | None, int]:
@@ -328,18 +337,21 @@ class GenerationEngine:
                 listeners: list[TokenListener | None] | None = None) -> list[Completion]:
         started = time.perf_counter()
         batch = len(prompts)
-        rows = [_Row(p, sp, listener=listener) for p, sp, listener in zip(prompts, params, listeners or [None] * batch)]
-        for row in rows:
-            if row.params.temperature > 0:
-                row.generator = torch.Generator(device=self.device)
-                row.generator.manual_seed(row.params.seed if row.params.seed is not None else torch.seed())
+        sequences = [_Sequence(p, sp, listener=listener)
+                     for p, sp, listener in zip(prompts, params, listeners or [None] * batch)]
+        for sequence in sequences:
+            if sequence.params.temperature > 0:
+                sequence.generator = torch.Generator(device=self.device)
+                seed = sequence.params.seed
+                sequence.generator.manual_seed(seed if seed is not None else torch.seed())
 
-        # Layout per row: [pad.. | reused KV][pad.. | prompt tail]; positions count real tokens only.
+        # Layout per sequence: [pad.. | reused KV][pad.. | prompt tail]; positions count real tokens only.
         reused = [self._reusable(p, adapter) for p in prompts]
         from_cache = [length for _, length in reused]
-        if batch > 1 and self.use_prefix_cache and self.prefill_rows_alone:
-            # Run each row's new tokens alone, all but the last: a batch would pad every row to
-            # the longest tail (one new session's 600 tokens made 31 rows compute 600 pads).
+        if batch > 1 and self.use_prefix_cache and self.prefill_sequences_alone:
+            # Run each sequence's new tokens alone, all but the last: a batch would pad every sequence
+            # to the longest tail (one new session's long opening made every other sequence compute
+            # as many pads).
             reused = [self._extend(saved, length, prompt) if len(prompt) - length > 1 else (saved, length)
                       for prompt, (saved, length) in zip(prompts, reused)]
         cached = max(length for _, length in reused)
@@ -356,41 +368,42 @@ class GenerationEngine:
 
         cache = growing_cache(self.model)
         if cached:
-            load_rows(cache, [(saved.layers if saved else None, length) for saved, length in reused], cached,
+            load_sequences(cache, [(saved.layers if saved else None, length) for saved, length in reused], cached,
                       spare=width + max(p.max_new_tokens for p in params) + self.lookahead)
         out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                         past_key_values=cache, use_cache=True, logits_to_keep=1)
-        cache, logits = out.past_key_values, out.logits[:, -1, :]
+                         **with_cache(cache), use_cache=True, logits_to_keep=1)
+        cache, logits = cache_of(out), out.logits[:, -1, :]
         prefill_seconds = time.perf_counter() - started
         last_position = positions[:, -1]
-        active = list(range(batch))  # indices into rows of the rows still decoding
+        active = list(range(batch))  # indices into sequences of the sequences still decoding
         steps = 0
         max_steps = max(p.max_new_tokens for p in params)
         if batch == 1 and self.lookahead and params[0].temperature <= 0:
-            self._decode_with_lookup(rows[0], cache, mask, logits, int(last_position[0]), adapter)
+            self._decode_with_lookup(sequences[0], cache, mask, logits, int(last_position[0]), adapter)
             active = []
         while active:
-            next_tokens = self._choose(logits, [rows[i] for i in active])
+            self._check_open()
+            next_tokens = self._choose(logits, [sequences[i] for i in active])
             steps += 1
             keep: list[int] = []
-            chosen = next_tokens.tolist()  # one device-to-host copy per step, not one per row
+            chosen = next_tokens.tolist()  # one device-to-host copy per step, not one per sequence
             for slot, index in enumerate(active):
                 token = chosen[slot]
-                row = rows[index]
-                if token in self.stop_ids and not row.params.ignore_stop:
-                    row.finish_reason, row.stop_token = "stop", token
+                sequence = sequences[index]
+                if token in self.stop_ids and not sequence.params.ignore_stop:
+                    sequence.finish_reason, sequence.stop_token = "stop", token
                     continue
-                row.output.append(token)
-                row.emit([token])
-                if len(row.output) >= row.params.max_new_tokens:
+                sequence.output.append(token)
+                sequence.emit([token])
+                if len(sequence.output) >= sequence.params.max_new_tokens:
                     continue
                 keep.append(slot)
             if not keep or steps >= max_steps:
                 keep = []
-            self._save_finished(cache, mask, active, keep, rows, adapter)
+            self._save_finished(cache, mask, active, keep, sequences, adapter)
             if not keep:
                 break
-            if len(keep) < len(active):  # drop finished rows from the batch and its cache
+            if len(keep) < len(active):  # drop finished sequences from the batch and its cache
                 select = torch.tensor(keep, device=self.device)
                 cache.batch_select_indices(select)
                 mask, last_position, next_tokens = mask[select], last_position[select], next_tokens[select]
@@ -398,42 +411,42 @@ class GenerationEngine:
             mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
             last_position = last_position + 1
             out = self.model(input_ids=next_tokens[:, None], attention_mask=mask,
-                             position_ids=last_position[:, None], past_key_values=cache, use_cache=True,
+                             position_ids=last_position[:, None], **with_cache(cache), use_cache=True,
                              logits_to_keep=1)
-            cache, logits = out.past_key_values, out.logits[:, -1, :]
+            cache, logits = cache_of(out), out.logits[:, -1, :]
 
         seconds = time.perf_counter() - started
         return [
             Completion(
-                text=self.tokenizer.decode(row.output, skip_special_tokens=False),
-                token_ids=row.output,
-                prompt_tokens=len(row.prompt_ids),
+                text=self.tokenizer.decode(sequence.output, skip_special_tokens=False),
+                token_ids=sequence.output,
+                prompt_tokens=len(sequence.prompt_ids),
                 cached_prompt_tokens=reused_tokens,
-                completion_tokens=len(row.output) + (1 if row.finish_reason == "stop" else 0),
-                finish_reason=row.finish_reason,
+                completion_tokens=len(sequence.output) + (1 if sequence.finish_reason == "stop" else 0),
+                finish_reason=sequence.finish_reason,
                 seconds=seconds,
                 batch_size=batch,
                 prefill_seconds=prefill_seconds,
-                stop_token=row.stop_token,
+                stop_token=sequence.stop_token,
             )
-            for row, reused_tokens in zip(rows, from_cache)
+            for sequence, reused_tokens in zip(sequences, from_cache)
         ]
 
     def _extend(self, saved: SavedKV | None, length: int, prompt: list[int]) -> tuple[SavedKV, int]:
         """The KV of all of `prompt` but its last token, computed on top of `saved[:length]`."""
         cache = growing_cache(self.model)
         if length:
-            load_rows(cache, [(saved.layers, length)], length, spare=len(prompt) - 1 - length)
+            load_sequences(cache, [(saved.layers, length)], length, spare=len(prompt) - 1 - length)
         new = prompt[length:-1]
         self.model(input_ids=torch.tensor([new], device=self.device),
                    attention_mask=torch.ones((1, len(prompt) - 1), dtype=torch.long, device=self.device),
                    position_ids=torch.arange(length, len(prompt) - 1, device=self.device)[None],
-                   past_key_values=cache, use_cache=True, logits_to_keep=1)
+                   **with_cache(cache), use_cache=True, logits_to_keep=1)
         return SavedKV(prompt[:-1], layer_tensors(cache, 0)), len(prompt) - 1
 
-    def _decode_with_lookup(self, row: _Row, cache: Any, mask: torch.Tensor, logits: torch.Tensor,
+    def _decode_with_lookup(self, sequence: _Sequence, cache: Any, mask: torch.Tensor, logits: torch.Tensor,
                             position: int, adapter: str) -> None:
-        """Greedy decoding of a lone row with drafts looked up in its own context.
+        """Greedy decoding of a lone sequence with drafts looked up in its own context.
 
         Tool calls copy names and values from the conversation, so the tokens that followed the
         latest occurrence of the last few tokens are a good guess for what comes next; where the
@@ -443,29 +456,30 @@ class GenerationEngine:
         is kept and the rest of the cache dropped.
         The output is what plain greedy decoding gives, up to bf16 rounding in near ties.
         """
-        context = list(row.prompt_ids)
+        context = list(sequence.prompt_ids)
         token = int(logits[0].argmax())
-        budget = row.params.max_new_tokens
+        budget = sequence.params.max_new_tokens
         while True:  # invariant: `token` is chosen but not yet fed to the model
-            if token in self.stop_ids and not row.params.ignore_stop:
-                row.finish_reason, row.stop_token = "stop", token
+            self._check_open()
+            if token in self.stop_ids and not sequence.params.ignore_stop:
+                sequence.finish_reason, sequence.stop_token = "stop", token
                 break
-            row.output.append(token)
-            row.emit([token])
+            sequence.output.append(token)
+            sequence.emit([token])
             context.append(token)
-            if len(row.output) >= budget:
+            if len(sequence.output) >= budget:
                 break
-            draft = lookup_draft(context, min(self.lookahead, budget - len(row.output) - 1),
+            draft = lookup_draft(context, min(self.lookahead, budget - len(sequence.output) - 1),
                                  corpus=self.draft_corpus)
-            if not row.params.ignore_stop:
+            if not sequence.params.ignore_stop:
                 draft = draft[: next((i for i, t in enumerate(draft) if t in self.stop_ids), len(draft))]
             feed = [token] + draft
             mask = torch.cat([mask, mask.new_ones((1, len(feed)))], dim=1)
             positions = torch.arange(position + 1, position + 1 + len(feed), device=self.device)[None]
             out = self.model(input_ids=torch.tensor([feed], device=self.device), attention_mask=mask,
-                             position_ids=positions, past_key_values=cache, use_cache=True,
+                             position_ids=positions, **with_cache(cache), use_cache=True,
                              logits_to_keep=len(feed))
-            cache = out.past_key_values
+            cache = cache_of(out)
             choices = out.logits[0].argmax(-1).tolist()  # choices[i]: the model's pick after feed[i]
             accepted = 0
             while accepted < len(draft) and choices[accepted] == draft[accepted]:
@@ -474,46 +488,56 @@ class GenerationEngine:
             if rejected:
                 cache.crop(-rejected)
                 mask = mask[:, :-rejected]
-            row.output += draft[:accepted]
-            row.emit(draft[:accepted])
+            sequence.output += draft[:accepted]
+            sequence.emit(draft[:accepted])
             context += draft[:accepted]
             position += 1 + accepted
             token = choices[accepted]
             self.drafted_tokens += len(draft)
             self.accepted_tokens += accepted
-        self._save_finished(cache, mask, [0], [], [row], adapter)
+        self._save_finished(cache, mask, [0], [], [sequence], adapter)
 
     def _save_finished(self, cache: Any, mask: torch.Tensor, active: list[int], keep: list[int],
-                       rows: list[_Row], adapter: str) -> None:
-        """Keeps the KV of rows leaving the batch, so the conversation's next step reuses it."""
+                       sequences: list[_Sequence], adapter: str) -> None:
+        """Keeps the KV of sequences leaving the batch, so the conversation's next step reuses it."""
         if not self.use_prefix_cache:
             return
         kept = set(keep)
         for slot, index in enumerate(active):
             if slot in kept:
                 continue
-            row = rows[index]
-            fed = row.prompt_ids + (row.output if row.finish_reason == "stop" else row.output[:-1])
+            sequence = sequences[index]
+            output = sequence.output if sequence.finish_reason == "stop" else sequence.output[:-1]
+            fed = sequence.prompt_ids + output
             real = mask[slot].nonzero().squeeze(-1)
             if len(real) != len(fed):  # cannot happen unless the layout above changes; never store a wrong cache
                 continue
             self.conversations.put(adapter, SavedKV(fed, layer_tensors(cache, slot, real)))
 
     @staticmethod
-    def _choose(logits: torch.Tensor, rows: list[_Row]) -> torch.Tensor:
-        """Greedy argmax per row, or seeded temperature / top-p sampling for rows that ask for it."""
+    def _choose(logits: torch.Tensor, sequences: list[_Sequence]) -> torch.Tensor:
+        """Greedy argmax per sequence, or seeded temperature / top-p sampling for sequences that ask for it."""
         chosen = logits.argmax(dim=-1)
-        for slot, row in enumerate(rows):
-            if row.params.temperature <= 0:
+        for slot, sequence in enumerate(sequences):
+            if sequence.params.temperature <= 0:
                 continue
-            probs = torch.softmax(logits[slot].float() / row.params.temperature, dim=-1)
-            if row.params.top_p < 1.0:
+            probs = torch.softmax(logits[slot].float() / sequence.params.temperature, dim=-1)
+            if sequence.params.top_p < 1.0:
                 sorted_probs, order = probs.sort(descending=True)
-                cut = sorted_probs.cumsum(-1) - sorted_probs > row.params.top_p
+                cut = sorted_probs.cumsum(-1) - sorted_probs > sequence.params.top_p
                 sorted_probs[cut] = 0
                 probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
-            chosen[slot] = torch.multinomial(probs, 1, generator=row.generator)[0]
+            chosen[slot] = torch.multinomial(probs, 1, generator=sequence.generator)[0]
         return chosen
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise GenerationCancelled("the generation engine was closed")
+
     def close(self) -> None:
-        self._executor.shutdown(wait=False)
+        """Stops the batch being decoded at its next step and drops queued ones.
+
+        The worker is a plain thread that Python waits for at exit, so without this an
+        interrupted command (Ctrl-C in `memlora eval`) would sit until its batch ran to the end."""
+        self._closed = True
+        self._executor.shutdown(wait=False, cancel_futures=True)

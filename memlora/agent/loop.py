@@ -33,8 +33,8 @@ from memlora.agent.protocol import (
     list_server_tools,
     model_tools,
     parse_output,
-    render_prompt,
 )
+from memlora.models.chat_format import render_prompt
 from memlora.models.loading import LoadedModel
 
 # --- MCP client ------------------------------------------------------------------------------
@@ -153,6 +153,17 @@ def session_prefix(tokenizer: Any, tools: list[dict[str, Any]]) -> str:
     """The text every conversation starts with (system prompt + tool block): the engine caches it."""
     return render_prompt(tokenizer, [{"role": "system", "content": SYSTEM_PROMPT}], tools,
                          add_generation_prompt=False)
+
+
+def opening_invocation(tokenizer: Any, tools: list[dict[str, Any]] | None = None) -> list[int]:
+    """The aLoRA invocation tokens of memlora's sessions (memlora.models.export): where an adapter
+    trained on a base-model system prompt cache starts to apply, the runtime's opening read."""
+    from memlora.models.export import invocation_tokens
+
+    tools = tools if tools is not None else model_tools()
+    conversation = render_prompt(tokenizer, session_opening({"entities": [], "relations": []})
+                                 + [{"role": "user", "content": "Hi"}], tools)
+    return invocation_tokens(tokenizer, session_prefix(tokenizer, tools), conversation)
 
 
 def build_engine(loaded: LoadedModel, tools: list[dict[str, Any]] | None = None, max_batch: int = 32) -> GenerationEngine:

@@ -1,12 +1,8 @@
-"""The chat and tool-call protocol: tool schemas, prompt rendering, parsing and validation.
-
-Qwen speaks its native template: calls as `<tool_call>{"name": ..., "arguments": ...}</tool_call>`
-in the assistant turn, results as `<tool_response>` blocks in a user turn. Gemma 3 270M is a
-base model with no template, so memlora defines one in the same spirit (docs/chat-format.md):
-Gemma's own `<start_of_turn>` / `<end_of_turn>` turns, a `system` turn holding the system prompt
-and the tool block, the same `<tool_call>` blocks in `model` turns, and results in `tool` turns.
+"""The tool-call protocol: tool schemas, parsing the model's calls and validating them.
 
 Tool schemas come from memlora's own server (the single source of truth), listed in process.
+How a conversation is rendered for a model family is memlora.models.chat_format; the parser
+reads the `<tool_call>` blocks every family's format shares.
 """
 
 from __future__ import annotations
@@ -19,118 +15,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
+from memlora.models.chat_format import render_prompt
+
 ParseMode = Literal["none", "strict", "tolerant", "invalid"]
-
-# --- chat templates --------------------------------------------------------------------------
-
-# Qwen2.5's tool-calling format, written out for tokenizers that lack a template (the tiny test
-# tokenizer). The bundled Qwen model uses the template in its own tokenizer; a slow test checks
-# that both render a conversation identically.
-QWEN_CHAT_TEMPLATE = """\
-{%- if tools %}
-{{- '<|im_start|>system\\n' }}
-{%- if messages[0].role == 'system' %}{{- messages[0].content }}\
-{%- else %}{{- 'You are Qwen, created by Alibaba Cloud. You are a helpful assistant.' }}{%- endif %}
-{{- '\\n\\n# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\n\
-You are provided with function signatures within <tools></tools> XML tags:\\n<tools>' }}
-{%- for tool in tools %}{{- '\\n' }}{{- tool | tojson }}{%- endfor %}
-{{- '\\n</tools>\\n\\nFor each function call, return a json object with function name and \
-arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{"name": <function-name>, \
-"arguments": <args-json-object>}\\n</tool_call><|im_end|>\\n' }}
-{%- elif messages[0].role == 'system' %}
-{{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}
-{%- else %}
-{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}
-{%- endif %}
-{%- for message in messages %}
-{%- if message.role == 'user' or (message.role == 'system' and not loop.first) \
-or (message.role == 'assistant' and not message.tool_calls) %}
-{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}
-{%- elif message.role == 'assistant' %}
-{{- '<|im_start|>' + message.role }}
-{%- if message.content %}{{- '\\n' + message.content }}{%- endif %}
-{%- for tool_call in message.tool_calls %}
-{%- if tool_call.function is defined %}{%- set tool_call = tool_call.function %}{%- endif %}
-{{- '\\n<tool_call>\\n{"name": "' }}{{- tool_call.name }}{{- '", "arguments": ' }}\
-{{- tool_call.arguments | tojson }}{{- '}\\n</tool_call>' }}
-{%- endfor %}
-{{- '<|im_end|>\\n' }}
-{%- elif message.role == 'tool' %}
-{%- if loop.index0 == 0 or messages[loop.index0 - 1].role != 'tool' %}{{- '<|im_start|>user' }}{%- endif %}
-{{- '\\n<tool_response>\\n' }}{{- message.content }}{{- '\\n</tool_response>' }}
-{%- if loop.last or messages[loop.index0 + 1].role != 'tool' %}{{- '<|im_end|>\\n' }}{%- endif %}
-{%- endif %}
-{%- endfor %}
-{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}
-"""
-
-# memlora's format for Gemma 3 base models (no template of their own); docs/chat-format.md.
-GEMMA_CHAT_TEMPLATE = """\
-{{- bos_token }}
-{%- if messages and messages[0].role == 'system' %}{%- set system = messages[0].content %}\
-{%- set rest = messages[1:] %}{%- else %}{%- set system = '' %}{%- set rest = messages %}{%- endif %}
-{%- if system or tools %}
-{{- '<start_of_turn>system\\n' + system }}
-{%- if tools %}
-{{- '\\n\\n# Tools\\n\\nTo use a tool, write a <tool_call></tool_call> block holding a JSON object \
-with the tool name and its arguments, one block per call:\\n<tool_call>\\n{"name": <tool-name>, \
-"arguments": <args-json-object>}\\n</tool_call>\\n\\nThe tools:\\n<tools>' }}
-{%- for tool in tools %}{{- '\\n' }}{{- tool | tojson }}{%- endfor %}
-{{- '\\n</tools>' }}
-{%- endif %}
-{{- '<end_of_turn>\\n' }}
-{%- endif %}
-{%- for message in rest %}
-{%- if message.role == 'user' %}
-{{- '<start_of_turn>user\\n' + message.content + '<end_of_turn>\\n' }}
-{%- elif message.role == 'assistant' %}
-{{- '<start_of_turn>model' }}
-{%- if message.content %}{{- '\\n' + message.content }}{%- endif %}
-{%- for tool_call in message.tool_calls or [] %}
-{%- if tool_call.function is defined %}{%- set tool_call = tool_call.function %}{%- endif %}
-{{- '\\n<tool_call>\\n{"name": "' }}{{- tool_call.name }}{{- '", "arguments": ' }}\
-{{- tool_call.arguments | tojson }}{{- '}\\n</tool_call>' }}
-{%- endfor %}
-{{- '<end_of_turn>\\n' }}
-{%- elif message.role == 'tool' %}
-{%- if loop.index0 == 0 or rest[loop.index0 - 1].role != 'tool' %}{{- '<start_of_turn>tool' }}{%- endif %}
-{{- '\\n<tool_response>\\n' }}{{- message.content }}{{- '\\n</tool_response>' }}
-{%- if loop.last or rest[loop.index0 + 1].role != 'tool' %}{{- '<end_of_turn>\\n' }}{%- endif %}
-{%- endif %}
-{%- endfor %}
-{%- if add_generation_prompt %}{{- '<start_of_turn>model\\n' }}{%- endif %}
-"""
-
-END_OF_TURN = {"qwen": "<|im_end|>", "gemma": "<end_of_turn>"}
-
-
-def chat_template_for(family: str) -> str:
-    return GEMMA_CHAT_TEMPLATE if family == "gemma" else QWEN_CHAT_TEMPLATE
-
-
-def install_chat_template(tokenizer: Any, family: str) -> Any:
-    """Gives a tokenizer memlora's template for its family when it has none (or is Gemma base)."""
-    if family == "gemma" or not getattr(tokenizer, "chat_template", None):
-        tokenizer.chat_template = chat_template_for(family)
-    return tokenizer
-
-
-def stop_token_ids(tokenizer: Any, family: str) -> list[int]:
-    """Tokens that end an assistant turn: the family's end-of-turn marker and the EOS token."""
-    ids = {tokenizer.convert_tokens_to_ids(END_OF_TURN[family])}
-    if tokenizer.eos_token_id is not None:
-        ids.add(tokenizer.eos_token_id)
-    unk = getattr(tokenizer, "unk_token_id", None)
-    return sorted(i for i in ids if i is not None and i != unk)
-
-
-def render_prompt(tokenizer: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
-                  add_generation_prompt: bool = True) -> str:
-    """The prompt text for a conversation, through the tokenizer's chat template."""
-    return tokenizer.apply_chat_template(
-        messages, tools=tools, tokenize=False, add_generation_prompt=add_generation_prompt
-    )
-
 
 # --- tool schemas from the server ------------------------------------------------------------
 

@@ -3,6 +3,12 @@
 One GenerationEngine serves every request, so the chat requests of many clients are decoded in
 the engine's batches (requests for the same adapter share a batch). The `model` field picks
 the base model, an adapter (`<model>+<adapter>`) or memory mode (`...:remember`).
+
+`<model>+auto` routes each request to the adapter of its task (memlora.routing): memory mode and
+the memory agent's system prompt to the graph-memory adapter, the records writer's prompt to the
+writing adapter, the records answer prompt to the recall adapter, anything else to the base
+model, as far as the server's adapter mode allows. Adapters merged into their own copies of the
+base model (merged serving) are served under the same `+<adapter>` ids, each copy with its engine.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from memlora.agent.protocol import parse_output, render_prompt
+from memlora.agent.protocol import parse_output
 from memlora.api.chat import (
     DeltaText, check_prompt_length, finish_reason, message_content, openai_tool_calls, sampling, to_trl_messages,
     usage,
@@ -36,9 +42,11 @@ from memlora.api.schemas import (
     Embedding, EmbeddingList, EmbeddingRequest, EmbeddingUsage, FunctionCallOut, ModelCard, ModelList,
     ToolCallDelta, Usage,
 )
+from memlora.models.chat_format import render_prompt
 
 EMBEDDING_MODEL = "all-minilm-l6-v2"
 USER_HEADER = "x-memlora-user"  # memory mode's user id for clients that cannot set the `user` field
+SERVED_HEADER = "x-memlora-served-by"  # the model id that answered (for +auto: the adapter its task got)
 
 
 @dataclass
@@ -61,18 +69,65 @@ class Route:
     id: str
     adapter: str | None  # the engine's adapter name; None: the base model
     memory: bool
+    weights: str = ""  # which engine: "" the base model's (with its adapters), else a merged copy's id suffix
+    auto: bool = False  # the adapter follows the request's task
+
+
+AUTO = "auto"  # <model>+auto: the adapter of each request's task
+
+
+def request_task(messages: list[dict[str, Any]], memory: bool) -> str | None:
+    """The memory task a request belongs to (memlora.routing.TASKS), from its system prompt: the
+    prompts are memlora's own, so a client of the records or agent code is recognised exactly."""
+    if memory:
+        return "graph"
+    system = messages[0]["content"] if messages and messages[0]["role"] == "system" else None
+    if system is None:
+        return None
+    from memlora.agent.prompt import SYSTEM_PROMPT
+    from memlora.records.answer import ANSWER_SYSTEM_PROMPT
+    from memlora.records.writer import WRITE_SYSTEM_PROMPT
+
+    return {WRITE_SYSTEM_PROMPT: "write", ANSWER_SYSTEM_PROMPT: "recall", SYSTEM_PROMPT: "graph"}.get(system)
 
 
 class Models:
-    """The model ids a client may ask for, and what each means."""
+    """The model ids a client may ask for, and what each means.
 
-    def __init__(self, base_id: str, adapters: dict[str, str], embeddings: bool) -> None:
+    `adapters`: id suffix -> adapter name on the base engine; `merged`: id suffixes served by
+    merged copies; `auto`: adapter role -> id suffix (memlora.routing roles), which adds
+    `+auto` routes that pick by task under `adapter_mode`."""
+
+    def __init__(self, base_id: str, adapters: dict[str, str], embeddings: bool, merged: tuple[str, ...] = (),
+                 auto: dict[str, str] | None = None, adapter_mode: str | None = None) -> None:
+        from memlora.routing import choose_mode
+
+        self.base_id = base_id
         self.routes: dict[str, Route] = {}
-        for suffix, adapter in [("", None)] + [(f"+{short}", name) for short, name in adapters.items()]:
+        entries = [("", None, "", False)] + [(f"+{short}", name, "", False) for short, name in adapters.items()]
+        entries += [(f"+{short}", None, short, False) for short in merged]
+        if auto is not None:
+            entries.append((f"+{AUTO}", None, "", True))
+        for suffix, adapter, weights, automatic in entries:
             model_id = base_id + suffix
-            self.routes[model_id] = Route(model_id, adapter, False)
-            self.routes[model_id + MEMORY_SUFFIX] = Route(model_id + MEMORY_SUFFIX, adapter, True)
+            self.routes[model_id] = Route(model_id, adapter, False, weights, automatic)
+            self.routes[model_id + MEMORY_SUFFIX] = Route(model_id + MEMORY_SUFFIX, adapter, True, weights, automatic)
+        self.auto = auto or {}
+        self.adapter_mode = choose_mode(adapter_mode)
         self.embedding_ids = [EMBEDDING_MODEL] if embeddings else []
+
+    def target(self, route: Route, messages: list[dict[str, Any]]) -> Route:
+        """The route that serves this request: `route` itself, or for `+auto` the route of the
+        adapter its task gets (the base model's when the mode or the server has none)."""
+        if not route.auto:
+            return route
+        from memlora.routing import role_for
+
+        task = request_task(messages, route.memory)
+        role = role_for(self.adapter_mode, task) if task else None
+        suffix = self.auto.get(role) if role else None
+        model_id = self.base_id + (f"+{suffix}" if suffix else "") + (MEMORY_SUFFIX if route.memory else "")
+        return self.routes[model_id]
 
     def ids(self) -> list[str]:
         return list(self.routes) + self.embedding_ids
@@ -222,19 +277,26 @@ class Gate:
 
 
 def build_app(loaded: Any, settings: ApiSettings | None = None, adapters: dict[str, str] | None = None,
-              base_id: str | None = None, engine: Any = None, max_batch: int = 32) -> Any:
+              base_id: str | None = None, engine: Any = None, max_batch: int = 32, merged: dict[str, Any] | None = None,
+              auto: dict[str, str] | None = None, adapter_mode: str | None = None) -> Any:
     """The ASGI app for `loaded` (a memlora LoadedModel with its adapters attached).
 
     `adapters` maps an id suffix to a loaded adapter name: {"memory": "qwen2_5-coder-0_5b-memory"}
-    serves that adapter as `<base_id>+memory`. Returns the app wrapped in its Gate."""
+    serves that adapter as `<base_id>+memory`. `merged` maps an id suffix to a LoadedModel with an
+    adapter merged into its weights (served by an engine of its own). `auto` maps adapter roles
+    to id suffixes ({"writing": "records-writing", ...}) and serves `<base_id>+auto`, which routes
+    by task under `adapter_mode` (default $ADAPTER_MODE, else auto). Returns the app wrapped in
+    its Gate."""
     from memlora.agent.loop import build_engine
     from memlora.agent.protocol import server_tools
 
     settings = settings or ApiSettings()
     base_id = base_id or loaded.name
     engine = engine or build_engine(loaded, max_batch=max_batch)
+    engines = {"": engine} | {short: build_engine(copy, max_batch=max_batch) for short, copy in (merged or {}).items()}
     embedder = Embedder() if settings.embeddings and Embedder.available() else None
-    models = Models(base_id, adapters or {}, embeddings=embedder is not None)
+    models = Models(base_id, adapters or {}, embeddings=embedder is not None, merged=tuple(merged or ()), auto=auto,
+                    adapter_mode=adapter_mode)
     memories = UserMemories(settings.store)
     server_tools()  # list memlora's tools now, not inside the first memory-mode request
     context = getattr(loaded.model.config, "max_position_embeddings", None) or 32768
@@ -286,6 +348,8 @@ def build_app(loaded: Any, settings: ApiSettings | None = None, adapters: dict[s
             user = request.user or raw.headers.get(USER_HEADER) or settings.default_user
             return await _memory_chat(request, route, params, user)
         messages = to_trl_messages(request.messages)
+        served = models.target(route, messages)
+        chosen = engines[served.weights]
         tools = None
         if request.tools and request.tool_choice != "none":
             tools = [tool.model_dump() for tool in request.tools]
@@ -293,19 +357,20 @@ def build_app(loaded: Any, settings: ApiSettings | None = None, adapters: dict[s
             prompt = render_prompt(loaded.tokenizer, messages, tools)
         except Exception as error:  # jinja2.TemplateError and the like: the template refused the messages
             raise ApiError(400, f"messages: the chat template refused them: {error}", param="messages") from error
-        ids = engine.encode(prompt)
+        ids = chosen.encode(prompt)
         check_prompt_length(len(ids), context)
         if request.stream:
-            return StreamingResponse(_stream(request, route, ids, params), media_type="text/event-stream")
-        completion = await engine.generate(ids, params, route.adapter)
+            return StreamingResponse(_stream(request, route, served, ids, params), media_type="text/event-stream",
+                                     headers={SERVED_HEADER: served.id})
+        completion = await chosen.generate(ids, params, served.adapter)
         parsed = parse_output(completion.text)
         calls = openai_tool_calls(parsed)
         message = AssistantMessage(content=message_content(completion.text, parsed), tool_calls=calls or None)
         response = ChatCompletion(id=_completion_id(), created=_now(), model=route.id, usage=usage(completion),
                                   choices=[Choice(message=message, finish_reason=finish_reason(completion, calls))])
-        return _json(response)
+        return JSONResponse(_json(response), headers={SERVED_HEADER: served.id})
 
-    async def _stream(request: ChatRequest, route: Route, ids: list[int], params: Any) -> AsyncIterator[str]:
+    async def _stream(request: ChatRequest, route: Route, served: Route, ids: list[int], params: Any) -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[list[int]] = asyncio.Queue()
         ident, created = _completion_id(), _now()
@@ -314,8 +379,8 @@ def build_app(loaded: Any, settings: ApiSettings | None = None, adapters: dict[s
             return _event(ChatCompletionChunk(id=ident, created=created, model=route.id,
                                               choices=[ChunkChoice(delta=delta, finish_reason=finish)]))
 
-        task = asyncio.ensure_future(engine.generate(
-            ids, params, route.adapter, on_tokens=lambda tokens: loop.call_soon_threadsafe(queue.put_nowait, tokens)))
+        task = asyncio.ensure_future(engines[served.weights].generate(
+            ids, params, served.adapter, on_tokens=lambda tokens: loop.call_soon_threadsafe(queue.put_nowait, tokens)))
         yield chunk(Delta(role="assistant", content=""))
         text = DeltaText(loaded.tokenizer)
         while not task.done() or not queue.empty():
@@ -351,15 +416,17 @@ def build_app(loaded: Any, settings: ApiSettings | None = None, adapters: dict[s
         if request.tools:
             raise ApiError(400, "tools: memory mode runs memlora's own memory tools; send no tools", param="tools")
         user = check_user(user)
-        turn_task = asyncio.ensure_future(remember(engine, memories, user, route.adapter, request.messages, params,
-                                                   settings.max_steps))
+        served = models.target(route, [])
+        turn_task = asyncio.ensure_future(remember(engines[served.weights], memories, user, served.adapter,
+                                                   request.messages, params, settings.max_steps))
         if request.stream:
-            return StreamingResponse(_memory_stream(request, route, turn_task), media_type="text/event-stream")
+            return StreamingResponse(_memory_stream(request, route, turn_task), media_type="text/event-stream",
+                                     headers={SERVED_HEADER: served.id})
         turn = await turn_task
         message = AssistantMessage(content=turn.reply, memory_calls=memory_calls(turn))
         response = ChatCompletion(id=_completion_id(), created=_now(), model=route.id, usage=_turn_usage(turn),
                                   choices=[Choice(message=message, finish_reason=_turn_finish(turn))])
-        return _json(response)
+        return JSONResponse(_json(response), headers={SERVED_HEADER: served.id})
 
     async def _memory_stream(request: ChatRequest, route: Route, turn_task: Any) -> AsyncIterator[str]:
         """Memory mode streams the reply once the turn ends: the tool steps run first, server side.
@@ -411,6 +478,7 @@ def build_app(loaded: Any, settings: ApiSettings | None = None, adapters: dict[s
                              usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens)).model_dump()
 
     app.state.engine = engine
+    app.state.engines = engines
     app.state.memories = memories
     app.state.models = models
     return Gate(app, settings)

@@ -17,6 +17,7 @@ import orjson
 
 from memlora.agent.prompt import session_opening
 from memlora.data import vocab
+from memlora.settings import QUIET
 
 SPLIT_SHARES = {"train": 0.8, "validation": 0.1, "test": 0.1}
 ROW_SPLITS = ("train", "validation")  # the test split is for evaluation only: no rows
@@ -141,7 +142,7 @@ def model_cache_root() -> Path:
 
 
 class TokenCounter:
-    """Qwen's tokenizer when its tokenizer.json is in memlora's model cache, else ~3.6 chars a token."""
+    """Qwen's tokenizer when its tokenizer.json is in memlora's model cache, else characters / CHARS_PER_TOKEN."""
 
     CHARS_PER_TOKEN = 3.6
 
@@ -167,8 +168,8 @@ class TokenCounter:
     def count_rows(self, texts: list[str]) -> list[int]:
         """`count` for `_row_text` texts, tokenising their shared opening once.
 
-        Every row's text starts with ROW_TEXT_PREFIX (system prompt, opening call), about 28% of
-        its tokens. It ends in `}}` and a newline, a piece Qwen's pre-tokenizer closes whatever
+        Every row's text starts with ROW_TEXT_PREFIX (system prompt, opening call), a large share
+        of its tokens. It ends in `}}` and a newline, a piece Qwen's pre-tokenizer closes whatever
         follows, and BPE never merges across pieces: a row's count is the prefix's count plus
         the rest's. A test checks that against whole-text counts on generated rows.
         """
@@ -188,7 +189,7 @@ class TokenCounter:
 
 @lru_cache(maxsize=1)
 def token_counter() -> TokenCounter:
-    """This process's counter (loading the tokenizer takes ~0.4 s)."""
+    """This process's counter, made once: loading the tokenizer is not free."""
     return TokenCounter()
 
 
@@ -398,7 +399,7 @@ def format_report(stats: dict[str, Any]) -> str:
               help="Folder for {train,validation,test}.episodes.jsonl, {train,validation}.rows.jsonl, stats.json.")
 @click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: the CPUs available).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@QUIET
 @click.option("--handwritten", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Hand-written corpus folder: train-split episodes become train rows, test-split ones "
                    "handwritten-test.episodes.jsonl [default: corpus/handwritten when it holds *.jsonl files].")

@@ -1,11 +1,9 @@
 """Runs gold calls against a real memlora store and returns what the server would answer.
 
-The arguments go through the store's own validation (the same parsing the MCP server applies)
-and the results have the server's shapes (app.py): lists of what was added, a plain success
-message for deletions, a graph for reads. `memlora.agent.prompt.format_tool_result` renders them.
-The server also runs `validate.check_*` before calling the store; both backends run the same
-checks in every write and read method, with their limits (DEFAULT_LIMITS for the stores datagen
-opens, as for the server), so they are not repeated here.
+The calls go through `memlora.store.tools`, as the MCP server's do: the same argument models,
+the same checks (DEFAULT_LIMITS for the stores datagen opens, as for the server), and the
+results in the server's shapes: lists of what was added, a plain success message for deletions,
+a graph for reads. `memlora.agent.prompt.format_tool_result` renders them.
 """
 
 from __future__ import annotations
@@ -14,9 +12,9 @@ import os
 import threading
 from typing import Any
 
-from memlora.store import validate
 from memlora.store.base import MemoryStore
 from memlora.store.sqlite import SqliteStore
+from memlora.store.tools import ARGUMENTS, run_tool
 
 
 class GoldCallError(RuntimeError):
@@ -26,31 +24,12 @@ class GoldCallError(RuntimeError):
 def execute(store: MemoryStore, call: dict[str, Any]) -> Any:
     """One call's result payload, as the memlora server shapes it."""
     name, args = call["name"], call["arguments"]
+    if name not in ARGUMENTS:
+        raise GoldCallError(f"unknown tool {name!r}")
     try:
-        if name == "create_entities":
-            return [e.to_dict() for e in store.create_entities(validate.parse_entities(args.get("entities")))]
-        if name == "create_relations":
-            return [r.to_dict() for r in store.create_relations(validate.parse_relations(args.get("relations")))]
-        if name == "add_observations":
-            return [r.to_dict() for r in store.add_observations(validate.parse_additions(args.get("observations")))]
-        if name == "delete_entities":
-            store.delete_entities(validate.parse_names(args.get("entityNames"), "entityNames"))
-            return "Entities deleted successfully"
-        if name == "delete_observations":
-            store.delete_observations(validate.parse_deletions(args.get("deletions")))
-            return "Observations deleted successfully"
-        if name == "delete_relations":
-            store.delete_relations(validate.parse_relations(args.get("relations")))
-            return "Relations deleted successfully"
-        if name == "read_graph":
-            return store.read_graph().to_dict()
-        if name == "search_nodes":
-            return store.search_nodes(validate.parse_query(args.get("query"))).to_dict()
-        if name == "open_nodes":
-            return store.open_nodes(validate.parse_names(args.get("names"), "names")).to_dict()
+        return run_tool(store, name, args)
     except Exception as error:  # noqa: BLE001 - re-raised with the call attached
         raise GoldCallError(f"gold call {call} failed: {error}") from error
-    raise GoldCallError(f"unknown tool {name!r}")
 
 
 class ScratchStore(SqliteStore):

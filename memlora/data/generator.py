@@ -87,9 +87,9 @@ def words(text: str) -> set[str]:
 # relatives and contacts that questions about someone never mentioned ask for
 UNKNOWN_ROLES = ("brother", "sister", "cousin", "neighbor", "roommate", "mentor")
 
-# Recovery turns (about 6% of writing turns): the chance that a writing turn shows a rejected
-# first call. The turn that creates the user's entity gets it most often, because forgetting
-# that entity (default_user above all) is the failure seen in evaluation.
+# Recovery turns (their share of writing turns is in the datagen report): the chance that a
+# writing turn shows a rejected first call. The turn that creates the user's entity gets it most
+# often, because forgetting that entity (default_user above all) is the failure seen in evaluation.
 RECOVERY_FIRST = 0.25
 RECOVERY_LATER = 0.06
 MISSPELT_SHARE = 0.3  # of the later recovery turns that could go either way

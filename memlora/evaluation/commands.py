@@ -9,14 +9,12 @@ from typing import Any
 import click
 
 from memlora.evaluation.episodes import EpisodeFileError, load_episodes
+from memlora.settings import given, hush_progress_bars, model_options
 
 
 @click.command("eval")
 @click.argument("episodes_path", metavar="EPISODES.jsonl", type=click.Path(exists=True, dir_okay=False))
-@click.option("--model", "model", default=None, help="Bundled model name, local folder or hub id.")
-@click.option("--adapter", default=None,
-              help="LoRA adapter folder; 'none' for the bare base model. Default: the adapter memlora ships "
-                   "for a bundled model (adapters/<model>-memory/), when there is one.")
+@model_options
 @click.option("--server", "server", default=None,
               help="Memory server command (stdio); {store} is replaced by a fresh file per episode. "
                    "Default: memlora's server in process on a fresh in-memory store.")
@@ -29,8 +27,6 @@ from memlora.evaluation.episodes import EpisodeFileError, load_episodes
 @click.option("--max-steps", default=6, show_default=True, help="Assistant steps per user turn.")
 @click.option("--max-new-tokens", default=512, show_default=True, help="Tokens per assistant step.")
 @click.option("--limit", default=None, type=int, help="Only the first N episodes of the file.")
-@click.option("--device", default=None, help="torch device (default: cuda when available).")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--endpoint", default=None,
               help="Score an OpenAI-compatible endpoint with tool calling instead of a local model, e.g. "
                    "http://127.0.0.1:8000/v1 (memlora api) or a hosted API; needs --endpoint-model.")
@@ -40,10 +36,10 @@ from memlora.evaluation.episodes import EpisodeFileError, load_episodes
 @click.option("--rescore", is_flag=True,
               help="Score the episodes already finished in --out again under the current rules; loads no model.")
 def eval_command(
-    episodes_path: str, model: str | None, adapter: str | None, server: str | None, out_dir: str, oracle: bool,
-    reference_memory: bool, concurrency: int, max_steps: int, max_new_tokens: int, limit: int | None, device: str | None, no_progress: bool,
-    rescore: bool, endpoint: str | None = None, endpoint_model: str | None = None,
-    endpoint_key_env: str = "OPENAI_API_KEY",
+    episodes_path: str, model: str, adapter: str | None, dtype: str | None, device: str | None, quiet: bool,
+    server: str | None, out_dir: str, oracle: bool, reference_memory: bool, concurrency: int, max_steps: int,
+    max_new_tokens: int, limit: int | None, rescore: bool, endpoint: str | None = None,
+    endpoint_model: str | None = None, endpoint_key_env: str = "OPENAI_API_KEY",
 ) -> None:
     """Score a model (and adapter), or the oracle, on an episode file; writes report.* to --out.
 
@@ -72,7 +68,8 @@ def eval_command(
     if rescore:
         _rescore(episodes_path, episodes, Path(out_dir))
         return
-    if oracle and (model or adapter):
+    model_given = given("model")  # --model has a default: only one typed here conflicts with the modes below
+    if oracle and (model_given or adapter):
         raise click.UsageError("--oracle replays reference calls: it takes no --model or --adapter")
     if oracle and reference_memory:
         raise click.UsageError("--reference-memory asks the probes of a model: it does not go with --oracle")
@@ -86,19 +83,19 @@ def eval_command(
     if endpoint or endpoint_model:
         if not (endpoint and endpoint_model):
             raise click.UsageError("--endpoint and --endpoint-model go together")
-        if oracle or model or adapter or device:
-            raise click.UsageError("--endpoint scores a remote model: it takes no --oracle, --model, --adapter "
-                                   "or --device")
+        if oracle or model_given or adapter or device or dtype:
+            raise click.UsageError("--endpoint scores a remote model: it takes no --oracle, --model, --adapter, "
+                                   "--device or --dtype")
     if not oracle and not endpoint:
-        from memlora.models.loading import DEFAULT_MODEL, choose_adapter
+        from memlora.models.loading import choose_adapter
 
-        model = model or DEFAULT_MODEL
         try:
             adapter = choose_adapter(model, adapter)
         except FileNotFoundError as error:
             raise click.BadParameter(str(error), param_hint="--adapter") from error
     player: Any
-    dtype = None
+    engine = None
+    weights_dtype = None
     if oracle:
         player = OraclePlayer()
     elif endpoint:
@@ -118,8 +115,10 @@ def eval_command(
         from memlora.agent.loop import build_engine
         from memlora.models.loading import adapter_name, load_model
 
-        loaded = load_model(model, adapters=adapter, device=device)
-        dtype = str(next(loaded.model.parameters()).dtype).removeprefix("torch.")
+        if quiet:
+            hush_progress_bars()
+        loaded = load_model(model, adapters=adapter, device=device, dtype=dtype)
+        weights_dtype = str(next(loaded.model.parameters()).dtype).removeprefix("torch.")
         engine = build_engine(loaded, max_batch=max(1, concurrency))
         player = AgentPlayer(
             engine, adapter=adapter_name(adapter) if adapter else None,
@@ -129,17 +128,20 @@ def eval_command(
             player = ReferenceMemoryPlayer(player)
     config = RunConfig(
         episodes=str(episodes_path), episodes_sha256=sha256_file(episodes_path),
-        model=None if oracle else model, adapter=adapter, server=server, oracle=oracle, dtype=dtype,
+        model=None if oracle else model, adapter=adapter, server=server, oracle=oracle, dtype=weights_dtype,
         max_steps=None if oracle else max_steps, max_new_tokens=None if oracle else max_new_tokens,
         reference_memory=reference_memory, endpoint=endpoint,
     )
     out = Path(out_dir)
     try:
         records = asyncio.run(
-            run_episodes(episodes, player, out, config, concurrency=concurrency, progress=not no_progress)
+            run_episodes(episodes, player, out, config, concurrency=concurrency, progress=not quiet)
         )
     except ResumeMismatchError as error:
         raise click.ClickException(str(error)) from error
+    finally:
+        if engine is not None:  # on Ctrl-C too: stop the batch being decoded, or exit waits for it
+            engine.close()
     details, summary = score_run(episodes, {r.id: r for r in records}, oracle=oracle,
                                  max_new_tokens=config.max_new_tokens, reference_memory=reference_memory)
     write_report(out, config.to_dict(), summary, details)

@@ -1,10 +1,9 @@
 """Model loading: bundled GGUF names, local folders and hub ids, bf16, LoRA adapters.
 
 How long idle OpenMP threads spin before sleeping matters on a 2-core machine (measured in
-docs/benchmarks.md, "Generation"): sleeping at once costs a wake-up per matrix product (10.6
-tokens/s alone), spinning long collapses two jobs sharing the cores (1.2 tokens/s each), and
-a short spin of 20,000 iterations gives 14.4 tokens/s alone. memlora sets that short spin
-unless the user chose a policy; run two heavy memlora jobs on the same cores with
+docs/benchmarks.md, "Generation"): sleeping at once costs a wake-up per matrix product,
+spinning long collapses two jobs sharing the cores, and a short spin of 20,000 iterations is
+nearly as fast alone as a long one. memlora sets that short spin unless the user chose a policy; run two heavy memlora jobs on the same cores with
 `OMP_WAIT_POLICY=PASSIVE`. It must be set before torch is imported.
 """
 
@@ -12,17 +11,6 @@ import os
 
 if "OMP_WAIT_POLICY" not in os.environ:
     os.environ.setdefault("GOMP_SPINCOUNT", "20000")
-
-from memlora.models.loading import (  # noqa: E402
-    BASE_ADAPTER,
-    BUNDLED,
-    DEFAULT_MODEL,
-    LoadedModel,
-    convert_bundled,
-    load_model,
-    resolve_model,
-    tiny_model,
-)
 
 __all__ = [
     "BASE_ADAPTER",
@@ -32,5 +20,13 @@ __all__ = [
     "convert_bundled",
     "load_model",
     "resolve_model",
-    "tiny_model",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """The loader's public names, imported on first use: the chat format alone needs no torch."""
+    if name in __all__:
+        from memlora.models import loading
+
+        return getattr(loading, name)
+    raise AttributeError(f"module 'memlora.models' has no attribute {name!r}")

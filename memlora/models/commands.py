@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from memlora.models.loading import DEFAULT_MODEL
+from memlora.settings import DEVICE, DTYPE, MODEL, QUIET, hush_progress_bars
 
 
 @click.command("export-adapter")
@@ -15,7 +15,10 @@ from memlora.models.loading import DEFAULT_MODEL
 @click.option("--format", "fmt", type=click.Choice(["gguf", "merged", "peft"]), default="gguf", show_default=True,
               help="gguf: a llama.cpp LoRA adapter; merged: base + adapter in one model (safetensors, and GGUF "
                    "for a bundled model); peft: a plain PEFT LoRA with the token rows as LoRA pairs (vLLM).")
-@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="The adapter's base model.")
+@MODEL(more_help="The adapter's base model.")
+@DTYPE(more_help="Used by --check's memlora run; merging always works in fp32 and saves the base model's dtype.")
+@DEVICE(more_help="Used by --check's memlora run.")
+@QUIET
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Output folder (default: exports/<adapter name>).")
 @click.option("--base-gguf", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -27,14 +30,19 @@ from memlora.models.loading import DEFAULT_MODEL
               help="Then compare llama.cpp with memlora's engine on the first step of every user turn of this "
                    "episode file (needs memlora[llamacpp]); writes check.json.")
 @click.option("--max-new-tokens", default=256, show_default=True, help="Tokens per first step in --check.")
-def export_adapter(adapter: str, fmt: str, model: str, out_dir: str | None, base_gguf: str | None, prefix: str,
-                   check_episodes: str | None, max_new_tokens: int) -> None:
+def export_adapter(adapter: str, fmt: str, model: str, dtype: str | None, device: str | None, quiet: bool,
+                   out_dir: str | None, base_gguf: str | None, prefix: str, check_episodes: str | None,
+                   max_new_tokens: int) -> None:
     """Write ADAPTER as a llama.cpp LoRA GGUF or merged into its base model, with an Ollama Modelfile."""
+    if quiet:
+        hush_progress_bars()
     from transformers import AutoTokenizer
 
+    from memlora.agent.loop import opening_invocation
+    from memlora.agent.prompt import SYSTEM_PROMPT
     from memlora.models.export import (
-        BaseGguf, ExportError, ollama_modelfile, opening_invocation, read_adapter, write_lora_gguf,
-        write_merged_gguf, write_merged_safetensors, write_peft_lora,
+        BaseGguf, ExportError, ollama_modelfile, read_adapter, write_lora_gguf, write_merged_gguf,
+        write_merged_safetensors, write_peft_lora,
     )
     from memlora.models.loading import BUNDLED, adapter_prefix_cache, bundled_gguf, resolve_model
 
@@ -64,13 +72,13 @@ def export_adapter(adapter: str, fmt: str, model: str, out_dir: str | None, base
                 invocation = opening_invocation(AutoTokenizer.from_pretrained(str(resolve_model(model))))
             target = out / f"{name}.gguf"
             summary = write_lora_gguf(weights, base, target, invocation=invocation)
-            modelfile = ollama_modelfile(str(gguf_path.resolve()), str(target.resolve()), family) \
+            modelfile = ollama_modelfile(str(gguf_path.resolve()), str(target.resolve()), family, SYSTEM_PROMPT) \
                 if family == "qwen" else None
         else:
             folder = write_merged_safetensors(model, adapter, out / "merged")
             target = out / f"{name}-merged.gguf"
             summary = {"safetensors": str(folder), **write_merged_gguf(weights, base, target)}
-            modelfile = ollama_modelfile(str(target.resolve()), None, family) if family == "qwen" else None
+            modelfile = ollama_modelfile(str(target.resolve()), None, family, SYSTEM_PROMPT) if family == "qwen" else None
     except ExportError as error:
         raise click.ClickException(str(error)) from error
     if modelfile:
@@ -81,12 +89,14 @@ def export_adapter(adapter: str, fmt: str, model: str, out_dir: str | None, base
                "every token" if fmt == "gguf" else "the merged weights apply it to every token")
         click.echo(f"note: {name} was trained on a base-model system prompt cache: {how}", err=True)
     if check_episodes:
-        from memlora.models.llamacpp import compare_first_steps
+        from memlora.evaluation.llamacpp import compare_first_steps
 
         if fmt == "gguf":
-            report = compare_first_steps(model, adapter, gguf_path, target, check_episodes, max_new_tokens)
+            report = compare_first_steps(model, adapter, gguf_path, target, check_episodes, max_new_tokens,
+                                         device=device, dtype=dtype)
         else:
-            report = compare_first_steps(model, adapter, target, None, check_episodes, max_new_tokens)
+            report = compare_first_steps(model, adapter, target, None, check_episodes, max_new_tokens,
+                                         device=device, dtype=dtype)
         (out / "check.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         click.echo(f"llama.cpp vs memlora on {report['turns']} user turns ({report['turns_with_calls']} with calls "
                    f"from memlora): same calls {report['same_calls']}, same tokens {report['same_tokens']}")

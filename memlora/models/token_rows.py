@@ -1,17 +1,19 @@
-"""Embedding and output-head rows that an adapter trains for the special tokens it writes.
+"""Format-token vectors: the embedding and output-head vectors an adapter trains for the special
+tokens it writes (the tool-call tags, the end of turn). Each is one row of its weight matrix;
+memlora calls them token vectors so that "rows" keeps meaning training rows.
 
 Why adapters need them: in the bundled Qwen weights `<tool_call>` and `</tool_call>` are
-untrained special tokens whose rows are identical, in the embedding and in the output head
-(measured in docs/benchmarks.md, "Why the first adapter wrote no valid call"). Their two logits
-are therefore always equal, so no LoRA on the layers below can make the model open a call with
-one and close it with the other, and the tag direction they share lies close to `<|im_start|>`,
-which wins where a tag belongs. An adapter trained by memlora carries its own rows for these
+untrained special tokens whose vectors are identical, in the embedding and in the output head
+(docs/benchmarks.md, "Why the first adapter wrote no valid call"). Their two logits are
+therefore always equal, so no LoRA on the layers below can make the model open a call with one
+and close it with the other, and the tag direction they share lies close to `<|im_start|>`,
+which wins where a tag belongs. An adapter trained by memlora carries its own vectors for these
 tokens (PEFT "trainable tokens"), trained together with the LoRA weights.
 
-PEFT applies such rows by copying the whole weight with the rows swapped in, at every forward:
-for Qwen's 152k-word output head that is 272 MB written per decoded token. For inference
-`install_fast_token_rows` runs the base layer as it is and overwrites only the adapter's rows
-(embedding) or logit columns (output head), which gives the same result.
+PEFT applies them by copying the whole weight with the vectors swapped in, at every forward:
+for Qwen's output head, the whole vocabulary's matrix written per decoded token. For inference
+`install_fast_token_vectors` runs the base layer as it is and overwrites only the adapter's
+embedding vectors (input) or logit columns (output head), which gives the same result.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ def format_token_ids(tokenizer: Any, end_of_turn: str) -> list[int]:
 
     The tool-call tags where the vocabulary has them as single tokens (Qwen; in memlora's Gemma
     format they are plain text), and the end-of-turn token: in the Gemma 3 base model
-    `<end_of_turn>` is as untrained as Qwen's tags (its row is 0.995 cosine-similar to unused
-    tokens and rare words), so without its own row an adapter never ends a turn.
+    `<end_of_turn>` is as untrained as Qwen's tags (its vector sits among those of unused tokens
+    and rare words, docs/benchmarks.md), so without its own vector an adapter never ends a turn.
     """
     def single(text: str) -> int | None:
         pieces = tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -53,8 +55,8 @@ def trainable_token_targets(model: Any, token_ids: list[int]) -> dict[str, list[
     return targets
 
 
-class FastTokenRows:
-    """Forward of a PEFT TrainableTokensLayer: the base layer's output with the adapter's rows set."""
+class FastTokenVectors:
+    """Forward of a PEFT TrainableTokensLayer: the base layer's output with the adapter's token vectors set."""
 
     def __init__(self, layer: nn.Module):
         self.layer = layer
@@ -72,31 +74,31 @@ class FastTokenRows:
             if index is None:  # a plain tensor even when first made under inference mode, so training can use it
                 with torch.inference_mode(False):
                     index = self.index[name] = torch.tensor(layer.token_indices[name], device=result.device)
-            rows = layer.trainable_tokens_delta[name]
+            vectors = layer.trainable_tokens_delta[name]
             base = layer.base_layer
             if isinstance(base, nn.Embedding):
                 scale = layer._get_embed_scale()
-                rows = rows.to(result.dtype) * (scale.to(result.dtype) if scale is not None else 1)
+                vectors = vectors.to(result.dtype) * (scale.to(result.dtype) if scale is not None else 1)
                 hits = (x.unsqueeze(-1) == index).nonzero()  # (..., which index) per hit
                 if len(hits):
-                    result[tuple(hits[:, :-1].unbind(1))] = rows[hits[:, -1]]
+                    result[tuple(hits[:, :-1].unbind(1))] = vectors[hits[:, -1]]
             elif isinstance(base, nn.Linear):
-                columns = x.to(rows.dtype) @ rows.t()
+                columns = x.to(vectors.dtype) @ vectors.t()
                 if base.bias is not None:
                     columns = columns + base.bias[index]
                 result[..., index] = columns.to(result.dtype)
             else:
-                raise TypeError(f"trainable token rows on a {type(base).__name__} are not supported")
+                raise TypeError(f"trainable token vectors on a {type(base).__name__} are not supported")
         return result
 
 
-def install_fast_token_rows(model: Any) -> int:
-    """Switches every trainable-token layer of a PEFT model to FastTokenRows; returns how many."""
+def install_fast_token_vectors(model: Any) -> int:
+    """Switches every trainable-token layer of a PEFT model to FastTokenVectors; returns how many."""
     from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
 
     count = 0
     for module in model.modules():
         if isinstance(module, TrainableTokensLayer):
-            module.forward = FastTokenRows(module)
+            module.forward = FastTokenVectors(module)
             count += 1
     return count

@@ -24,7 +24,7 @@ ANSWER_SYSTEM_PROMPT = (
     "e.g. [1] or [2][3]. Say where (room and place), when (date and time) or in which mission, as asked.\n"
     f"If no record answers the question, reply exactly: {NOT_FOUND}\n"
     # Two worked examples: without them the bare 0.5B model replied with citation numbers alone
-    # ("[1]"), 5% correct (docs/benchmarks.md); the examples cost nothing per question, since
+    # ("[1]"), rarely correct (docs/benchmarks.md); the examples cost nothing per question, since
     # the system prompt's KV cache is computed once.
     "Example:\n"
     "Records:\n"

@@ -2,8 +2,8 @@
 
 - `local` (default): records in SQLite in the user data folder (beside the knowledge graph),
   embeddings from the bundled all-MiniLM-L6-v2, writing and answering by memlora's bundled model
-  (its records adapter if one is shipped, else the base model with a strict prompt), or by rules
-  and extraction with `model="none"`.
+  (its records writing and recall adapters where shipped, else the base model with a strict
+  prompt; ADAPTER_MODE routes them), or by rules and extraction with `model="none"`.
 - `openai`: the same SQLite store, with embeddings and chat from an OpenAI-compatible endpoint
   (OPENAI_BASE_URL, OPENAI_API_KEY; models from MEMLORA_OPENAI_EMBED_MODEL and
   MEMLORA_OPENAI_CHAT_MODEL).
@@ -70,12 +70,19 @@ def open_manager(
     mission: str | None = None,
     quota: Any = None,
     openai_client: Any = None,
+    adapter_mode: str | None = None,
+    serving: str = "dynamic",
+    device: str | None = None,
+    dtype: str | None = None,
 ) -> Any:
     """A `MemoryManager` (or `SkipManager`) for the chosen backend.
 
     `model`: for local, a model memlora can load or "none" for rules and extraction; for openai,
     the chat model name (or "none" for rules and extraction with the endpoint's embeddings).
-    `trace=False` turns tracing off; None uses the default file.
+    `trace=False` turns tracing off; None uses the default file. `adapter_mode` (none, writing,
+    recall, auto; default $ADAPTER_MODE, else auto) and `serving` (dynamic, merged): which records
+    adapter writes and which answers, and how they are loaded (memlora.routing). `device` and
+    `dtype` are the local model's (memlora.models.loading.load_model).
     """
     from memlora.records.manager import MemoryManager, SkipManager
 
@@ -95,7 +102,7 @@ def open_manager(
         if model != NO_MODEL:
             from memlora.records.chat import shared_local_model
 
-            chat = shared_local_model(model, adapter)
+            chat = shared_local_model(model, adapter, serving, device, dtype)
     else:
         from memlora.records import chat as chatmod
 
@@ -105,4 +112,5 @@ def open_manager(
         if model != NO_MODEL:
             chat = chatmod.OpenAIChatModel(client, model or os.environ.get(chatmod.CHAT_MODEL_ENV, chatmod.DEFAULT_CHAT_MODEL))
     store = RecordStore(location, embedder)
-    return MemoryManager(store, chat, trace=trace_path, mission=mission, quota=quota, backend=chosen)
+    return MemoryManager(store, chat, trace=trace_path, mission=mission, quota=quota, backend=chosen,
+                         adapter_mode=adapter_mode)

@@ -2,8 +2,9 @@
 
 Both take chat messages and return text, decode greedily, and count tokens for the recall
 budget. The local one runs through memlora's `GenerationEngine` (one engine per system prompt,
-so each prompt's prefix is computed once); a records adapter, when one is shipped under
-`adapters/<model>-records/`, is attached and used, otherwise the base model is prompted strictly.
+so each prompt's prefix is computed once). The records adapters shipped under
+`adapters/<model>-records-writing/` and `-records-recall/` are attached and each call runs the
+adapter of its role (memlora.routing); a role without one is the base model prompted strictly.
 """
 
 from __future__ import annotations
@@ -22,80 +23,109 @@ Message = dict[str, str]
 
 class ChatModel(Protocol):
     name: str  # e.g. model:qwen2.5-coder-0.5b or openai:gpt-4o-mini, written into records' source and traces
-    adapter: str | None
     token_counter: str  # what count_tokens counts with, for the trace
 
-    def complete(self, conversations: Sequence[list[Message]], max_tokens: int) -> list[str]:
-        """One greedy reply per conversation (batched where the model can)."""
+    def complete(self, conversations: Sequence[list[Message]], max_tokens: int, role: str | None = None) -> list[str]:
+        """One greedy reply per conversation (batched where the model can), by the adapter of
+        `role` (memlora.routing: writing, recall; None: the base model)."""
+        ...
+
+    def adapter_for(self, role: str | None) -> str | None:
+        """The adapter that answers for `role` (None: the base model)."""
         ...
 
     def count_tokens(self, text: str) -> int: ...
 
 
-def records_adapter(model: str) -> str | None:
-    """The records adapter memlora ships for a bundled model (adapters/<model>-records/), if any."""
-    from memlora.models.loading import REPO_ADAPTERS
+def records_adapters(model: str) -> dict[str, str]:
+    """The records adapters memlora ships for a bundled model: {role: folder} for writing and
+    recall (adapters/<model>-records-writing/, adapters/<model>-records-recall/), where present."""
+    from memlora.routing import shipped_adapters
 
-    folder = REPO_ADAPTERS / f"{Path(model).name}-records"
-    return str(folder) if (folder / "adapter_config.json").exists() else None
+    return shipped_adapters(model, ("writing", "recall"))
 
 
 class LocalChatModel:
-    """memlora's bundled model (or any model memlora can load), with an optional LoRA adapter."""
+    """memlora's bundled model (or any model memlora can load), with a records adapter per role.
 
-    def __init__(self, model: str | None = None, adapter: str | None = None, loaded: Any = None) -> None:
-        from memlora.models.loading import DEFAULT_MODEL, adapter_name
+    `adapter`: None or "auto" loads the shipped records adapters (one per role, those present);
+    "none" none; a folder serves both roles with that one adapter. `adapters` ({role: folder})
+    names them one by one instead. `serving`: dynamic (every adapter on one base, switched per
+    batch) or merged (each adapter merged into its own copy of the base), memlora.routing.
+    `device` and `dtype` are load_model's.
+    """
+
+    def __init__(self, model: str | None = None, adapter: str | None = None, loaded: Any = None,
+                 adapters: dict[str, str] | None = None, serving: str = "dynamic", device: str | None = None,
+                 dtype: str | None = None) -> None:
+        from memlora.models.loading import DEFAULT_MODEL
+        from memlora.models.routed import RoutedModel
 
         model = model or DEFAULT_MODEL
-        if adapter in (None, "auto"):
-            adapter = records_adapter(model)
-        elif adapter == "none":
-            adapter = None
+        if adapters is None:
+            if adapter in (None, "auto"):
+                adapters = records_adapters(model)
+            elif adapter == "none":
+                adapters = {}
+            else:
+                adapters = {"writing": adapter, "recall": adapter}
         self.model = model
-        self._adapter_path = adapter
-        self._loaded = loaded  # loaded on first use: purge or a skipped write never pays for it
-        self.adapter = adapter_name(adapter) if adapter else None
-        self.name = f"model:{Path(model).name}" if self.adapter is None else f"adapter:{self.adapter}"
+        # loaded on first use: purge or a skipped write never pays for it
+        chosen = {key: value for key, value in (("device", device), ("dtype", dtype)) if value is not None}
+        self.routed = RoutedModel(model, dict(adapters), serving, preloaded=loaded,  # type: ignore[arg-type]
+                                  options=chosen)
+        self.name = f"model:{Path(model).name}"
         self.token_counter = f"{Path(model).name} tokenizer"
-        self._engines: dict[str, Any] = {}
+        self._engines: dict[tuple[int, str], Any] = {}
+
+    @property
+    def adapters(self) -> dict[str, str]:
+        return self.routed.adapters
+
+    @property
+    def adapter(self) -> str | None:
+        """The adapter of the writing role, for callers that knew one adapter per model."""
+        return self.adapter_for("writing")
+
+    def adapter_for(self, role: str | None) -> str | None:
+        return self.routed.adapter_name(role)
 
     @property
     def loaded(self) -> Any:
-        if self._loaded is None:
-            from memlora.models.loading import load_model
+        """The LoadedModel of the base model (dynamic serving: with every adapter attached)."""
+        return self.routed.target(None)[0]
 
-            self._loaded = load_model(self.model, adapters=[self._adapter_path] if self._adapter_path else None)
-        return self._loaded
-
-    def _engine(self, system: str) -> Any:
+    def _engine(self, loaded: Any, system: str) -> Any:
         from memlora.agent.engine import GenerationEngine
-        from memlora.agent.protocol import render_prompt
+        from memlora.models.chat_format import render_prompt
 
-        if system not in self._engines:
-            prefix = render_prompt(self.loaded.tokenizer, [{"role": "system", "content": system}], None,
+        key = (id(loaded), system)
+        if key not in self._engines:
+            prefix = render_prompt(loaded.tokenizer, [{"role": "system", "content": system}], None,
                                    add_generation_prompt=False)
-            self._engines[system] = GenerationEngine(self.loaded, prefix=prefix, max_batch=16)
-        return self._engines[system]
+            self._engines[key] = GenerationEngine(loaded, prefix=prefix, max_batch=16)
+        return self._engines[key]
 
-    def complete(self, conversations: Sequence[list[Message]], max_tokens: int) -> list[str]:
+    def complete(self, conversations: Sequence[list[Message]], max_tokens: int, role: str | None = None) -> list[str]:
         from memlora.agent.engine import SamplingParams
-        from memlora.agent.protocol import render_prompt
+        from memlora.models.chat_format import render_prompt
 
+        loaded, adapter = self.routed.target(role)
         replies: list[str] = [""] * len(conversations)
         by_system: dict[str, list[int]] = {}
         for index, messages in enumerate(conversations):
             system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
             by_system.setdefault(system, []).append(index)
         for system, indexes in by_system.items():
-            engine = self._engine(system)
-            prompts = [render_prompt(self.loaded.tokenizer, conversations[i], None) for i in indexes]
-            done = engine.generate_many(prompts, SamplingParams(max_new_tokens=max_tokens), adapter=self.adapter)
+            engine = self._engine(loaded, system)
+            prompts = [render_prompt(loaded.tokenizer, conversations[i], None) for i in indexes]
+            done = engine.generate_many(prompts, SamplingParams(max_new_tokens=max_tokens), adapter=adapter)
             for i, completion in zip(indexes, done):
                 replies[i] = completion.text
         return replies
 
     def count_tokens(self, text: str) -> int:
-        return len(self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(self.routed.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 class OpenAIChatModel:
@@ -108,7 +138,10 @@ class OpenAIChatModel:
         self.adapter = None
         self.token_counter = "all-MiniLM-L6-v2 wordpiece (estimate)"
 
-    def complete(self, conversations: Sequence[list[Message]], max_tokens: int) -> list[str]:
+    def adapter_for(self, role: str | None) -> str | None:
+        return None  # the endpoint picks its weights (memlora api: the `+auto` model id routes by task)
+
+    def complete(self, conversations: Sequence[list[Message]], max_tokens: int, role: str | None = None) -> list[str]:
         replies = []
         for messages in conversations:
             response = call_endpoint(
@@ -193,15 +226,16 @@ class OpenAIEmbedder(CachedEmbedder):
     def _compute(self, texts: list[str]) -> Any:
         import numpy as np
 
-        rows: list[list[float]] = []
+        vectors: list[list[float]] = []
         for start in range(0, len(texts), self.batch_size):
             chunk = texts[start : start + self.batch_size]
             response = call_endpoint(self.client, lambda c=chunk: self.client.embeddings.create(model=self.model, input=c))
-            rows += [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
-        return np.asarray(rows, dtype=np.float32)
+            vectors += [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
+        return np.asarray(vectors, dtype=np.float32)
 
 
 @functools.cache
-def shared_local_model(model: str | None, adapter: str | None) -> LocalChatModel:
+def shared_local_model(model: str | None, adapter: str | None, serving: str = "dynamic", device: str | None = None,
+                       dtype: str | None = None) -> LocalChatModel:
     """One loaded model per process (the CLI and the MCP server write and answer with the same one)."""
-    return LocalChatModel(model, adapter)
+    return LocalChatModel(model, adapter, serving=serving, device=device, dtype=dtype)

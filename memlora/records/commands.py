@@ -25,6 +25,7 @@ from typing import Any
 import click
 
 from memlora.records.errors import RecordsError
+from memlora.settings import ADAPTER, DEVICE, DTYPE, MODEL, QUIET, given, hush_progress_bars
 
 _STORE_HELP = "Records store: sqlite:PATH or sqlite::memory:. Default: sqlite:<user data folder>/records.db."
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -46,11 +47,12 @@ def _fail(error: Exception) -> click.ClickException:
 @contextmanager
 def _errors() -> Iterator[None]:
     """Every problem the records layer explains becomes a one-line error, no traceback."""
+    from memlora.routing import RoutingError
     from memlora.records.schema import RecordValidationError
 
     try:
         yield
-    except (RecordsError, RecordValidationError) as error:
+    except (RecordsError, RecordValidationError, RoutingError) as error:
         raise _fail(error) from error
 
 
@@ -62,12 +64,14 @@ def backend_options(function: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--backend", type=click.Choice(["local", "openai", "skip"]), default=None,
                      help="Memory backend; default: $MEMORY_BACKEND, else local."),
-        click.option("--model", default=None,
-                     help="local: a model memlora loads (default the bundled qwen2.5-coder-0.5b); openai: the chat "
-                          "model. 'none': rules to write, extraction to answer."),
-        click.option("--adapter", default=None,
-                     help="local: a records LoRA adapter; default adapters/<model>-records/ if shipped, else the base "
-                          "model with a strict prompt; 'none' forces the base model."),
+        MODEL(more_help="With the openai backend: the chat model (when not given, that backend's own default). "
+                        "'none': rules to write, extraction to answer."),
+        ADAPTER(more_help="Here one records adapter for writing and recall alike; the shipped ones are "
+                          "adapters/<model>-records-writing/ and -records-recall/; without them the base model "
+                          "answers with a strict prompt."),
+        click.option("--adapter-mode", type=click.Choice(["none", "writing", "recall", "auto"]), default=None,
+                     help="Which records adapters are on: none, writing (writes only), recall (answers only) or auto "
+                          "(each task its own). Default: $ADAPTER_MODE, else auto."),
         click.option("--trace", "trace_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
                      help="Trace file; default $MEMLORA_RECORDS_TRACE, else <store>.traces.jsonl beside the store."),
     ]
@@ -76,11 +80,24 @@ def backend_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return store_option(function)
 
 
+def model_load_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--dtype, --device and --quiet, for the commands that may load the local backend's model."""
+    for option in (QUIET, DEVICE, DTYPE):
+        function = option(function)
+    return function
+
+
 def _manager(backend: str | None, store_url: str | None, model: str | None, adapter: str | None,
-             trace_path: Path | None, mission: str | None = None) -> Any:
+             trace_path: Path | None, mission: str | None = None, adapter_mode: str | None = None,
+             device: str | None = None, dtype: str | None = None, quiet: bool = False) -> Any:
     from memlora.records.backends import open_manager
 
-    return open_manager(backend, store_url, model=model, adapter=adapter, trace=trace_path, mission=mission)
+    if quiet:
+        hush_progress_bars()
+    # --model's default is the local backend's; left at it, each backend picks its own
+    chosen = model if given("model") else None
+    return open_manager(backend, store_url, model=chosen, adapter=adapter, trace=trace_path, mission=mission,
+                        adapter_mode=adapter_mode, device=device, dtype=dtype)
 
 
 def _plain_store(store_url: str | None, backend: str | None) -> Any:
@@ -107,11 +124,14 @@ def records() -> None:
 @click.option("--event", metavar="EVENT", help="Force the event instead of the writer's choice.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @backend_options
+@model_load_options
 def write(text: str, pose: str | None, mission: str | None, tags: tuple[str, ...], timestamp: float | None,
-          event: str | None, as_json: bool, store_url: str | None, backend: str | None, model: str | None,
-          adapter: str | None, trace_path: Path | None) -> None:
+          event: str | None, as_json: bool, store_url: str | None, backend: str | None, model: str,
+          adapter: str | None, adapter_mode: str | None, trace_path: Path | None, dtype: str | None,
+          device: str | None, quiet: bool) -> None:
     """Turn the observation TEXT into a record and store it."""
-    with _errors(), _manager(backend, store_url, model, adapter, trace_path) as manager:
+    with _errors(), _manager(backend, store_url, model, adapter, trace_path, adapter_mode=adapter_mode,
+                             device=device, dtype=dtype, quiet=quiet) as manager:
         result = manager.write(text, pose=pose, mission=mission, tags=tags, timestamp=timestamp, event=event)
     if as_json:
         click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
@@ -145,13 +165,16 @@ def write(text: str, pose: str | None, mission: str | None, tags: tuple[str, ...
 @click.option("--mode", type=click.Choice(["hybrid", "fts", "vector"]), default="hybrid", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print answer, citations, evidence and trace as JSON.")
 @backend_options
+@model_load_options
 def recall(question: str, mission: str | None, across: bool, k: int, budget: int, since: float | None,
            until: float | None, tags: tuple[str, ...], mode: str, as_json: bool, store_url: str | None,
-           backend: str | None, model: str | None, adapter: str | None, trace_path: Path | None) -> None:
+           backend: str | None, model: str, adapter: str | None, adapter_mode: str | None,
+           trace_path: Path | None, dtype: str | None, device: str | None, quiet: bool) -> None:
     """Answer QUESTION from the records, citing them as [1], [2]."""
     if mission and across:
         raise click.UsageError("--mission and --all-missions exclude each other")
-    with _errors(), _manager(backend, store_url, model, adapter, trace_path) as manager:
+    with _errors(), _manager(backend, store_url, model, adapter, trace_path, adapter_mode=adapter_mode,
+                             device=device, dtype=dtype, quiet=quiet) as manager:
         result = manager.recall(question, k=k, token_budget=budget, mission=mission, across_missions=across,
                                 since=since, until=until, tags=tags, mode=mode)  # type: ignore[arg-type]
     if as_json:
@@ -280,19 +303,21 @@ def export(out: str, mission: str | None, force: bool, backend: str | None, stor
 @records.command("import")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @backend_options
+@QUIET
 def import_command(source: Path, store_url: str | None, backend: str | None, model: str | None,
-                   adapter: str | None, trace_path: Path | None) -> None:
+                   adapter: str | None, adapter_mode: str | None, trace_path: Path | None, quiet: bool) -> None:
     """Add the records of a JSONL file (every line is checked first; ids already present are kept)."""
     from tqdm import tqdm
 
+    from memlora.records.backends import open_manager
     from memlora.records.transfer import import_jsonl
 
-    with _errors(), _manager(backend, store_url, "none", None, False) as manager:
+    with _errors(), open_manager(backend, store_url, model="none", adapter=None, trace=False) as manager:
         if manager.backend == "skip":
             raise RecordsError("memory is off (MEMORY_BACKEND=skip): nothing imported")
         lines = source.read_text(encoding="utf-8").splitlines()
         with tqdm(total=sum(1 for line in lines if line.strip()), unit="record", desc="import", file=sys.stderr,
-                  disable=None) as bar:
+                  disable=True if quiet else None) as bar:
             report = import_jsonl(manager.store, lines, source=str(source), progress=bar.update)
     click.echo(f"read {report.read} records: {report.added} added, {report.already_present} already present", err=True)
 
@@ -317,3 +342,108 @@ def scenes(per_split: str, seed: int, out_dir: Path) -> None:
     for split, info in summary.items():
         click.echo(f"{split}: {info['missions']} missions, {info['records']} records, {info['questions']} questions",
                    err=True)
+
+
+@records.command("datagen")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder to write: writing/ and recall/ (train and validation rows for `memlora train sft`, "
+                   "test items), scenes/test.jsonl and stats.json.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--writing-rows", type=int, default=None,
+              help="Training rows of the writing task. Default: as many as --hours of training takes.")
+@click.option("--recall-rows", type=int, default=None,
+              help="Training rows of the recall task. Default: as many as --hours of training takes.")
+@click.option("--hours", type=float, default=1.0, show_default=True,
+              help="Training time each task's rows should take at --tokens-per-second (when no row count is given).")
+@click.option("--tokens-per-second", type=float, default=25.0, show_default=True,
+              help="Training throughput to size the rows by (25: one CPU core of a 2-core box).")
+@click.option("--test-scenes", type=int, default=6, show_default=True, help="Held-out test scenes (robots).")
+@click.option("--test-missions", type=int, default=2, show_default=True, help="Missions per test scene.")
+def datagen(out_dir: Path, seed: int, writing_rows: int | None, recall_rows: int | None, hours: float,
+            tokens_per_second: float, test_scenes: int, test_missions: int) -> None:
+    """Training rows and test items for the records writing and recall adapters (docs/records.md)."""
+    from memlora.data.commands import token_counter
+    from memlora.data.records_rows import run_records_datagen
+
+    if hours <= 0 or tokens_per_second <= 0 or test_scenes < 1 or test_missions < 1:
+        raise click.BadParameter("--hours and --tokens-per-second must be positive, --test-scenes and "
+                                 "--test-missions at least 1")
+    counter = token_counter()
+    with _errors():
+        stats = run_records_datagen(out_dir, seed, writing_rows, recall_rows, hours, tokens_per_second, test_scenes,
+                                    test_missions, counter.count, counter.source)
+    for task, info in stats["tasks"].items():
+        click.echo(f"{task}: {info['train_rows']} train / {info['validation_rows']} validation rows, "
+                   f"{info['mean_row_tokens']} tokens a row beyond the {info['prefix_tokens']}-token shared prompt, "
+                   f"{info['optimizer_steps']} optimizer steps (grad-accum 8): ~{info['estimated_hours']} h of training "
+                   f"at {info['tokens_per_second']:g} tokens/s; {info['test_items']} test items", err=True)
+    test = stats["test"]
+    click.echo(f"test: {test['scenes']} scenes x {test['missions_per_scene']} missions, {test['write_items']} "
+               f"observations, {test['recall_items']} questions ({test['questions_without_support']} without a "
+               f"supporting record); tokens counted by {stats['token_counter']}", err=True)
+
+
+@records.command("eval")
+@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="Folder written by `memlora records datagen` (its test items and test scenes).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Output folder: report.json, report.md, the stores written, traces; a rerun skips finished parts.")
+@MODEL
+@DTYPE
+@DEVICE
+@QUIET
+@click.option("--writing-adapter", default=None,
+              help="Writing adapter to score against the base model; default the shipped one; 'none': base only.")
+@click.option("--recall-adapter", default=None,
+              help="Recall adapter to score against the base model; default the shipped one; 'none': base only.")
+@click.option("--modes", default="none,writing,recall,auto", show_default=True,
+              help="Routing modes for the end-to-end part.")
+@click.option("--parts", default="writing,recall,e2e", show_default=True, help="Which parts to run.")
+@click.option("--scenes", "max_scenes", type=int, default=None, help="Only the first N test scenes (and their items).")
+@click.option("--serving", type=click.Choice(["dynamic", "merged"]), default="dynamic", show_default=True,
+              help="Adapters on one base (dynamic) or merged into copies of it (merged).")
+@click.option("--batch", type=int, default=8, show_default=True, help="Observations or questions per model batch.")
+@click.option("-k", "k", type=int, default=5, show_default=True, help="Records retrieved per question (end to end).")
+@click.option("--budget", type=int, default=512, show_default=True, help="Evidence token budget (end to end).")
+@click.option("--rules/--no-rules", "with_rules", default=True, show_default=True,
+              help="Also score the rule-based writer and extractive answers (no model; seconds).")
+def eval_command(data_dir: Path, out_dir: Path, model: str, dtype: str | None, device: str | None, quiet: bool,
+                 writing_adapter: str | None, recall_adapter: str | None, modes: str, parts: str,
+                 max_scenes: int | None, serving: str, batch: int, k: int, budget: int, with_rules: bool) -> None:
+    """Score the records adapters against the base model with strict prompts: writing, recall, end to end."""
+    from memlora.evaluation.memory_records import MODES, evaluate
+    from memlora.records.chat import LocalChatModel
+    from memlora.records.embedding import MiniLMEmbedder
+    from memlora.records.items import read_recall_items, read_write_items
+    from memlora.records.scenes import load_scenes
+    from memlora.routing import shipped_adapter
+
+    chosen_modes = [m.strip() for m in modes.split(",") if m.strip()]
+    chosen_parts = [p.strip() for p in parts.split(",") if p.strip()]
+    if not set(chosen_modes) <= set(MODES) or not set(chosen_parts) <= {"writing", "recall", "e2e"} or batch < 1:
+        raise click.BadParameter(f"--modes takes {', '.join(MODES)}; --parts takes writing, recall, e2e; --batch >= 1")
+    if quiet:
+        hush_progress_bars()
+    adapters: dict[str, str] = {}
+    for role, asked in (("writing", writing_adapter), ("recall", recall_adapter)):
+        path = shipped_adapter(model, role) if asked is None else (None if asked == "none" else asked)
+        if path is not None:
+            if not (Path(path) / "adapter_config.json").exists():
+                raise click.BadParameter(f"{path}: no adapter_config.json there", param_hint=f"--{role}-adapter")
+            adapters[role] = path
+    scenes = load_scenes(data_dir / "scenes" / "test.jsonl")[:max_scenes]
+    kept = {s.id for s in scenes}
+    writes = [i for i in read_write_items(data_dir / "writing" / "test.items.jsonl") if i.id.rsplit("-o", 1)[0] in kept]
+    recalls = [i for i in read_recall_items(data_dir / "recall" / "test.items.jsonl")
+               if i.question["id"].rsplit("-q", 1)[0] in kept]
+    runs = 2 if "writing" in adapters else 1
+    click.echo(f"{len(scenes)} test scenes: {len(writes)} observations, {len(recalls)} questions; adapters: "
+               f"{adapters or 'none (base model only)'}; model calls, about: writing {runs * len(writes)}, "
+               f"recall {(2 if 'recall' in adapters else 1) * len(recalls)}, end to end "
+               f"{len(chosen_modes) * sum(len(s.questions) for s in scenes)}", err=True)
+    chat = LocalChatModel(model, adapters=adapters, serving=serving, device=device, dtype=dtype)
+    with _errors():
+        evaluate(model=chat, scenes=scenes, write_items=writes, recall_items=recalls, out=out_dir,
+                 embedder=MiniLMEmbedder(), modes=chosen_modes, parts=chosen_parts, k=k, budget=budget, batch=batch,
+                 with_rules=with_rules, log=lambda line: click.echo(line, err=True))
+    click.echo((out_dir / "report.md").read_text())

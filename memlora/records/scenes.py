@@ -19,6 +19,7 @@ import json
 import math
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -261,6 +262,43 @@ def grade(question: Question | dict[str, Any], answer: str, citations: list[str]
     correct = correct and not NEGATIVE.search(answer)
     cited = bool(set(citations) & set(q.expected_ids))
     return {"correct": correct, "cited": cited, "correct_and_cited": correct and cited}
+
+
+def says_not_in_memory(answer: str) -> bool:
+    """Does the answer say that memory holds nothing on the question (the rule `grade` uses)?"""
+    return bool(NEGATIVE.search(answer))
+
+
+def support_groups(question: Question | dict[str, Any], evidence: Sequence[MemoryRecord]) -> list[set[str]]:
+    """What an answer from `evidence` must cite, as groups of record ids: one citation from each
+    group covers the question. Only gold records shown in the evidence count; none shown (or a
+    *not seen* question) means the honest answer is that memory holds nothing on it.
+
+    A *what* question needs one record per object it names; the others need one gold record (any
+    sighting of an object that never moved says where it is)."""
+    q = question if isinstance(question, Question) else Question(**question)
+    expected = set(q.expected_ids)
+    shown = [r for r in evidence if r.id in expected]
+    if not shown:
+        return []
+    if q.kind != "what":
+        return [{r.id for r in shown}]
+    by_object: dict[str, set[str]] = {}
+    for record in shown:
+        key = next((t for t in record.tags if t.startswith("object:")), record.id)
+        by_object.setdefault(key, set()).add(record.id)
+    return list(by_object.values())
+
+
+def score_citations(question: Question | dict[str, Any], citations: Sequence[str],
+                    evidence: Sequence[MemoryRecord]) -> dict[str, int]:
+    """Counts for citation precision and recall: `cited` records, of them `supporting` (gold
+    records of the question), `groups` the answer had to cover (`support_groups`) and `covered`."""
+    q = question if isinstance(question, Question) else Question(**question)
+    groups = support_groups(q, evidence)
+    cited = list(dict.fromkeys(citations))
+    return {"cited": len(cited), "supporting": sum(c in set(q.expected_ids) for c in cited),
+            "groups": len(groups), "covered": sum(bool(group & set(cited)) for group in groups)}
 
 
 def generate(split: str, scenes: int, seed: int, missions: int = 4) -> list[Scene]:

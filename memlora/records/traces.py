@@ -60,10 +60,14 @@ def wilson(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def _rate(successes: int, total: int) -> dict[str, Any]:
+def rate(successes: int, total: int) -> dict[str, Any]:
+    """A proportion with its count and 95% Wilson interval, as every records report gives it."""
     low, high = wilson(successes, total)
     return {"n": total, "hits": successes, "rate": (successes / total) if total else None,
             "ci95": [low, high] if total else None}
+
+
+_rate = rate
 
 
 def _percentile(values: list[float], q: float) -> float | None:

@@ -11,6 +11,7 @@ validity can be measured (`memlora records stats`).
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,12 +100,18 @@ def judge(output: str) -> tuple[RecordDraft | None, Attempt]:
 # -- rules ------------------------------------------------------------------------------------
 
 _NUMBER = r"(-?\d+(?:\.\d+)?)"
+_LENGTH_UNIT = r"(?:\s*(cm|mm|m)(?![A-Za-z]))?"
+_ANGLE_UNIT = r"(?:\s*(°|deg(?:rees)?|rad(?:ians)?)(?![A-Za-z]))?"
 _POSE = re.compile(
-    rf"(?:\s*,?\s*\b(?:at|pose)\b)?\s*\(?\s*x\s*[=:]?\s*{_NUMBER}\s*,?\s*y\s*[=:]?\s*{_NUMBER}"
-    rf"\s*,?\s*(?:yaw|theta|heading)\s*[=:]?\s*{_NUMBER}\s*\)?",
+    rf"(?:\s*,?\s*\b(?:at|pose)\b)?\s*\(?\s*x\s*[=:]?\s*{_NUMBER}{_LENGTH_UNIT}\s*,?\s*y\s*[=:]?\s*{_NUMBER}{_LENGTH_UNIT}"
+    rf"\s*,?\s*(?:yaw|theta|heading)\s*[=:]?\s*{_NUMBER}{_ANGLE_UNIT}\s*\)?",
     re.IGNORECASE,
 )
-_MISSION = re.compile(r"\s*,?\s*\b(?:during|in|on|for)?\s*mission\s+([A-Za-z0-9][A-Za-z0-9._:\-]{0,63})", re.IGNORECASE)
+_METRES = {None: 1.0, "m": 1.0, "cm": 0.01, "mm": 0.001}
+_MISSION = re.compile(
+    r"\s*,?\s*\b(?:during|in|on|for)?\s*mission(?:\s*[:=#]\s*|\s+)(?:id\s*[:=#]?\s*)?([A-Za-z0-9][A-Za-z0-9._:\-]{0,63})",
+    re.IGNORECASE,
+)
 ROOMS = (
     "living room", "dining room", "laundry room", "storage room", "meeting room", "server room", "break room",
     "kitchen", "bedroom", "bathroom", "hallway", "corridor", "office", "garage", "lobby", "lab", "workshop",
@@ -131,16 +138,27 @@ def _slug(words: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", words.lower()).strip("_")
 
 
+def _metres(number: str, unit: str | None) -> float:
+    return round(float(number) * _METRES[unit.lower() if unit else None], 6)
+
+
+def _radians(number: str, unit: str | None) -> float:
+    if unit and not unit.lower().startswith("rad"):  # degrees
+        return round(math.radians(float(number)), 4)
+    return float(number)
+
+
 def split_context(observation: str) -> tuple[str, Pose | None, str | None]:
     """The observation without a spelled-out pose and mission id, plus those two if present.
 
-    A pose needs x, y and yaw; a yaw outside [-pi, pi] is left in the text rather than guessed at.
+    A pose needs x, y and yaw (x=1.2, y=3.5, yaw 1.57; lengths may say m, cm or mm, the yaw rad,
+    deg or °); a yaw outside [-pi, pi] is left in the text rather than guessed at.
     """
     text, pose, mission = observation, None, None
     found = _POSE.search(text)
     if found:
         try:
-            pose = Pose(x=float(found[1]), y=float(found[2]), yaw=float(found[3]))
+            pose = Pose(x=_metres(found[1], found[2]), y=_metres(found[3], found[4]), yaw=_radians(found[5], found[6]))
             text = text[: found.start()] + " " + text[found.end() :]
         except ValueError:
             pose = None
@@ -148,25 +166,42 @@ def split_context(observation: str) -> tuple[str, Pose | None, str | None]:
     if found:
         mission = found[1].rstrip(".,;")
         text = text[: found.start()] + " " + text[found.end() :]
+    text = re.sub(r"\(\s*[,;:]?\s*\)", " ", text)  # the brackets a pose or mission stood in
     return text, pose, mission
 
 
-def tidy_sentence(text: str) -> str:
-    """One clean sentence: single spaces, no dangling commas, a capital first letter, a full stop."""
+def tidy_sentence(text: str, first_only: bool = True) -> str:
+    """One clean sentence: single spaces, no dangling commas, a capital first letter, a full stop.
+
+    `first_only=False` keeps every sentence (what the model reads, up to MAX_MODEL_CHARS): the
+    observation's facts may come after a sentence of chatter, and dropping the chatter is the
+    model's job; the rules keep the first sentence only."""
     text = re.sub(r"\s+", " ", text).strip(" ,;:-")
     text = re.sub(r"\s+([,.;:!?])", r"\1", text)
     if not text:
         return text
-    # keep only the first sentence: a record holds one
-    second = SECOND_SENTENCE.search(text)
-    if second:
-        text = text[: second.start() + 1]
-    if len(text) > MAX_TEXT_CHARS:
-        text = text[: MAX_TEXT_CHARS - 1].rsplit(" ", 1)[0].rstrip(",;:") + "."
+    limit = MAX_TEXT_CHARS if first_only else MAX_MODEL_CHARS
+    if first_only:  # a record holds one sentence
+        second = SECOND_SENTENCE.search(text)
+        if second:
+            text = text[: second.start() + 1]
+    if len(text) > limit:
+        text = text[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:") + "."
     text = text[0].upper() + text[1:]
     if text[-1] not in ".!?":
         text += "."
     return text
+
+
+MAX_MODEL_CHARS = 1000  # of an observation shown to the model
+
+
+def prepare_observation(observation: str) -> tuple[str, Pose | None, str | None]:
+    """What the model reads of an observation (after `Observation: `), and the pose and mission
+    spelled out in it. One function for the manager and for the training data
+    (memlora.data.records_rows), so an adapter learns from exactly the text it will be shown."""
+    text, pose, mission = split_context(observation)
+    return tidy_sentence(text, first_only=False) or observation.strip(), pose, mission
 
 
 def rule_draft(observation: str) -> RecordDraft:

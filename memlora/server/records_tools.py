@@ -4,19 +4,21 @@ Off by default (`memlora serve --records` turns them on), so the published tool 
 nine reference tools unless asked. Their input schemas are generated from the pydantic models
 below, which are the single source of truth for them; arguments are validated by the same
 models, and every problem the records layer explains comes back as a tool error naming the field.
+The server lists the `Tool` definitions below as they are, beside the nine (memlora.server.app).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-from mcp.server.mcpserver.tools import Tool
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+import anyio
+from mcp.types import CallToolResult, Tool, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from memlora.records.errors import RecordsError
 from memlora.records.schema import Pose, RecordValidationError, problems_of
+from memlora.server.app import read_json_text, tool_error, tool_result
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -57,98 +59,70 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **model.model_json_schema()}
 
 
-def _ok(value: dict[str, Any]) -> CallToolResult:
-    from memlora.server.app import pretty_json
-
-    return CallToolResult(content=[TextContent(type="text", text=pretty_json(value))], structured_content=value)
-
-
-def _error(message: str) -> CallToolResult:
-    return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
+def _write(manager: Any, args: WriteArgs) -> dict[str, Any]:
+    return manager.write(args.observation, pose=args.pose, mission=args.mission, tags=args.tags,
+                         timestamp=args.timestamp).as_dict()
 
 
-def _parse(model: type[BaseModel], arguments: dict[str, Any]) -> Any:
-    try:
-        return model.model_validate({k: v for k, v in arguments.items() if v is not None})
-    except ValidationError as error:
-        raise RecordValidationError(problems_of(error), "arguments") from None
+def _recall(manager: Any, args: RecallArgs) -> dict[str, Any]:
+    return manager.recall(args.question, k=args.k, token_budget=args.token_budget, mission=args.mission,
+                          across_missions=args.across_missions, since=args.since, until=args.until,
+                          tags=args.tags).as_dict()
 
 
-class RecordTools:
-    """The tool bodies over one `MemoryManager` (or `SkipManager`)."""
-
-    def __init__(self, manager: Any) -> None:
-        self.manager = manager
-
-    async def _run(self, call: Callable[[], dict[str, Any]]) -> CallToolResult:
-        # Unlike the graph tools these may run a model for seconds: off the event loop, so the
-        # server keeps answering other requests meanwhile.
-        import anyio
-
-        try:
-            return _ok(await anyio.to_thread.run_sync(call))
-        except (RecordsError, RecordValidationError) as error:
-            return _error(str(error))
-
-    async def records_write(self, observation: Any = None, pose: Any = None, mission: Any = None, tags: Any = None,
-                            timestamp: Any = None) -> CallToolResult:
-        def call() -> dict[str, Any]:
-            args = _parse(WriteArgs, {"observation": observation, "pose": pose, "mission": mission, "tags": tags,
-                                      "timestamp": timestamp})
-            result = self.manager.write(args.observation, pose=args.pose, mission=args.mission, tags=args.tags,
-                                        timestamp=args.timestamp)
-            return result.as_dict()
-
-        return await self._run(call)
-
-    async def records_recall(self, question: Any = None, k: Any = None, token_budget: Any = None, mission: Any = None,
-                             across_missions: Any = None, since: Any = None, until: Any = None,
-                             tags: Any = None) -> CallToolResult:
-        def call() -> dict[str, Any]:
-            args = _parse(RecallArgs, {"question": question, "k": k, "token_budget": token_budget, "mission": mission,
-                                       "across_missions": across_missions, "since": since, "until": until, "tags": tags})
-            result = self.manager.recall(args.question, k=args.k, token_budget=args.token_budget, mission=args.mission,
-                                         across_missions=args.across_missions, since=args.since, until=args.until,
-                                         tags=args.tags)
-            return result.as_dict()
-
-        return await self._run(call)
-
-    async def records_purge(self, older_than_seconds: Any = None, max_per_mission: Any = None, max_total: Any = None,
-                            order: Any = None, mission: Any = None, dry_run: Any = None) -> CallToolResult:
-        def call() -> dict[str, Any]:
-            args = _parse(PurgeArgs, {"older_than_seconds": older_than_seconds, "max_per_mission": max_per_mission,
-                                      "max_total": max_total, "order": order, "mission": mission, "dry_run": dry_run})
-            report = self.manager.purge(older_than=args.older_than_seconds, max_per_mission=args.max_per_mission,
-                                        max_total=args.max_total, order=args.order, mission=args.mission,
-                                        dry_run=args.dry_run)
-            return {"deleted": report.deleted, "kept": report.kept, "dry_run": args.dry_run}
-
-        return await self._run(call)
+def _purge(manager: Any, args: PurgeArgs) -> dict[str, Any]:
+    report = manager.purge(older_than=args.older_than_seconds, max_per_mission=args.max_per_mission,
+                           max_total=args.max_total, order=args.order, mission=args.mission, dry_run=args.dry_run)
+    return {"deleted": report.deleted, "kept": report.kept, "dry_run": args.dry_run}
 
 
-RECORD_TOOL_SPECS: dict[str, tuple[type[BaseModel], str, str, ToolAnnotations]] = {
-    "records_write": (WriteArgs, "Write a memory record",
-                      "Turn one observation (with optional pose, mission, tags, time) into a normalized memory record "
-                      "and store it. Returns the record.",
-                      ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=False)),
-    "records_recall": (RecallArgs, "Recall from memory records",
-                       "Answer a question from the memory records (the current mission unless told otherwise), citing "
-                       "them as [1], [2]. Returns the answer, the cited record ids and the evidence.",
-                       # not read-only: it counts recalls (least-recalled quotas) and appends a trace line
-                       ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=False)),
-    "records_purge": (PurgeArgs, "Purge memory records",
-                      "Delete records by age and/or quotas, only inside the mission given (if any).",
-                      ToolAnnotations(readOnlyHint=False, destructiveHint=True, idempotentHint=True, openWorldHint=False)),
-}
+RECORD_TOOLS: list[tuple[Tool, type[BaseModel], Callable[[Any, Any], dict[str, Any]]]] = [
+    (Tool(name="records_write", title="Write a memory record",
+          description="Turn one observation (with optional pose, mission, tags, time) into a normalized memory "
+                      "record and store it. Returns the record.",
+          input_schema=_schema(WriteArgs),
+          annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=True,
+                                      openWorldHint=False)),
+     WriteArgs, _write),
+    (Tool(name="records_recall", title="Recall from memory records",
+          description="Answer a question from the memory records (the current mission unless told otherwise), "
+                      "citing them as [1], [2]. Returns the answer, the cited record ids and the evidence.",
+          input_schema=_schema(RecallArgs),
+          # not read-only: it counts recalls (least-recalled quotas) and appends a trace line
+          annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=False)),
+     RecallArgs, _recall),
+    (Tool(name="records_purge", title="Purge memory records",
+          description="Delete records by age and/or quotas, only inside the mission given (if any).",
+          input_schema=_schema(PurgeArgs),
+          annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True, idempotentHint=True,
+                                      openWorldHint=False)),
+     PurgeArgs, _purge),
+]
 
 
-def record_tools(manager: Any) -> list[Tool]:
-    bodies = RecordTools(manager)
-    tools = []
-    for name, (model, title, description, annotations) in RECORD_TOOL_SPECS.items():
-        tool = Tool.from_function(getattr(bodies, name), name=name, title=title, description=description,
-                                  annotations=annotations)
-        tool.parameters = _schema(model)
-        tools.append(tool)
-    return tools
+def record_tools(manager: Any) -> dict[str, tuple[Tool, Callable[[dict[str, Any]], Awaitable[CallToolResult]]]]:
+    """Each record tool's definition and body over one `MemoryManager` (or `SkipManager`)."""
+
+    def body(model: type[BaseModel], run: Callable[[Any, Any], dict[str, Any]]) -> Any:
+        async def call(arguments: dict[str, Any]) -> CallToolResult:
+            # What the tool does not take is ignored and null means "the default", as before.
+            given = {k: v for k, v in read_json_text(arguments).items() if k in model.model_fields and v is not None}
+
+            def work() -> dict[str, Any]:
+                try:
+                    args = model.model_validate(given)
+                except ValidationError as error:
+                    raise RecordValidationError(problems_of(error), "arguments") from None
+                return run(manager, args)
+
+            # Unlike the graph tools these may run a model for seconds: off the event loop, so the
+            # server keeps answering other requests meanwhile.
+            try:
+                value = await anyio.to_thread.run_sync(work)
+            except (RecordsError, RecordValidationError) as error:
+                return tool_error(str(error))
+            return tool_result(value, value)
+
+        return call
+
+    return {tool.name: (tool, body(model, run)) for tool, model, run in RECORD_TOOLS}

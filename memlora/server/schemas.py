@@ -1,16 +1,19 @@
-"""The nine memory tools as clients see them: names, titles, descriptions, JSON schemas, hints.
+"""The nine memory tools and the resource as clients see them: names, titles, descriptions,
+JSON schemas, hints.
 
 Names, property names, shapes, required fields and annotations are those of the reference
 memory server, so a client written against it works unchanged; the descriptions are memlora's
-own wording. This module is the single source of truth for tool schemas in memlora.
+own wording. This module is the single source of truth for tool schemas in memlora: the server
+lists these definitions as they are (tests/test_server_published.py holds them to a snapshot),
+and tests/test_store_tools_schemas.py checks that the argument models in memlora.store.tools
+accept exactly what these input schemas accept.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from mcp.types import ToolAnnotations
+from mcp.types import Resource, Tool, ToolAnnotations
 
 JSON_SCHEMA_DIALECT = "http://json-schema.org/draft-07/schema#"
 
@@ -77,20 +80,20 @@ _DELETE = _hints(read_only=False, destructive=True, idempotent=True)
 _READ = _hints(read_only=True, destructive=False, idempotent=True)
 
 
-@dataclass(frozen=True)
-class ToolSpec:
-    name: str
-    title: str
-    description: str
-    input_schema: dict[str, Any]
-    output_schema: dict[str, Any]
-    annotations: ToolAnnotations
+def _tool(
+    name: str, title: str, description: str, input_schema: dict[str, Any], output_schema: dict[str, Any],
+    annotations: ToolAnnotations,
+) -> Tool:
+    return Tool(
+        name=name, title=title, description=description, input_schema=input_schema, output_schema=output_schema,
+        annotations=annotations,
+    )
 
 
-TOOL_SPECS: dict[str, ToolSpec] = {
-    spec.name: spec
-    for spec in [
-        ToolSpec(
+TOOLS: dict[str, Tool] = {
+    tool.name: tool
+    for tool in [
+        _tool(
             "create_entities",
             "Create Entities",
             "Add new entities to the knowledge graph; names already present are skipped",
@@ -98,7 +101,7 @@ TOOL_SPECS: dict[str, ToolSpec] = {
             _top({"entities": {"type": "array", "items": _entity(True)}}, closed=True),
             _WRITE,
         ),
-        ToolSpec(
+        _tool(
             "create_relations",
             "Create Relations",
             "Add directed relations between existing entities; use active voice for the relation type",
@@ -106,7 +109,7 @@ TOOL_SPECS: dict[str, ToolSpec] = {
             _top({"relations": {"type": "array", "items": _relation(True)}}, closed=True),
             _WRITE,
         ),
-        ToolSpec(
+        _tool(
             "add_observations",
             "Add Observations",
             "Append observations to entities that already exist",
@@ -136,7 +139,7 @@ TOOL_SPECS: dict[str, ToolSpec] = {
             ),
             _WRITE,
         ),
-        ToolSpec(
+        _tool(
             "delete_entities",
             "Delete Entities",
             "Remove entities and every relation that touches them",
@@ -144,7 +147,7 @@ TOOL_SPECS: dict[str, ToolSpec] = {
             _MESSAGE_OUTPUT,
             _DELETE,
         ),
-        ToolSpec(
+        _tool(
             "delete_observations",
             "Delete Observations",
             "Remove particular observations from entities",
@@ -164,7 +167,7 @@ TOOL_SPECS: dict[str, ToolSpec] = {
             _MESSAGE_OUTPUT,
             _DELETE,
         ),
-        ToolSpec(
+        _tool(
             "delete_relations",
             "Delete Relations",
             "Remove relations from the knowledge graph",
@@ -172,7 +175,7 @@ TOOL_SPECS: dict[str, ToolSpec] = {
             _MESSAGE_OUTPUT,
             _DELETE,
         ),
-        ToolSpec(
+        _tool(
             "read_graph",
             "Read Graph",
             "Return the whole knowledge graph",
@@ -180,7 +183,7 @@ TOOL_SPECS: dict[str, ToolSpec] = {
             _GRAPH_OUTPUT,
             _READ,
         ),
-        ToolSpec(
+        _tool(
             "search_nodes",
             "Search Nodes",
             "Find entities whose name, type or observations contain the query (case-insensitive)",
@@ -188,7 +191,7 @@ TOOL_SPECS: dict[str, ToolSpec] = {
             _GRAPH_OUTPUT,
             _READ,
         ),
-        ToolSpec(
+        _tool(
             "open_nodes",
             "Open Nodes",
             "Fetch entities by exact name, with the relations that touch them",
@@ -200,3 +203,10 @@ TOOL_SPECS: dict[str, ToolSpec] = {
 }
 
 RESOURCE_URI = "memory://knowledge-graph"
+KNOWLEDGE_GRAPH = Resource(
+    uri=RESOURCE_URI,
+    name="knowledge-graph",
+    title="Knowledge Graph",
+    description="Every entity and relation in the memory",
+    mime_type="application/json",
+)

@@ -21,7 +21,7 @@ from typing import Any
 
 import anyio
 import mcp_types as types
-from mcp.server import MCPServer
+from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
@@ -243,12 +243,9 @@ class _CheckedLines:
         await self._replies.send(SessionMessage(reply))
 
 
-async def serve_stdio(server: MCPServer) -> None:
+async def serve_stdio(server: Server) -> None:
     """Runs `server` on stdin/stdout until stdin closes, answering unreadable requests with errors."""
     lines = _CheckedLines()
     async with stdio_server(stdin=lines) as (read_stream, write_stream):  # type: ignore[arg-type]
         lines.answer_on(write_stream)
-        # MCPServer.run_stdio_async() would build the transport itself; the low-level server
-        # is the only way in for one that checks lines first.
-        lowlevel = server._lowlevel_server  # noqa: SLF001
-        await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+        await server.run(read_stream, write_stream, server.create_initialization_options())

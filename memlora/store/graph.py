@@ -1,14 +1,22 @@
 """The knowledge-graph data model shared by every backend, the server and the evaluator.
 
-Attribute names are snake_case in Python; `to_dict` / `from_dict` speak the wire format of the
-reference memory server (`entityType`, `from`, `to`, `relationType`), which is also the format
-of its JSONL file.
+These pydantic dataclasses are the one description of the wire shapes: attributes are snake_case
+in Python, aliases are the names of the reference memory server (`entityType`, `from`, `to`,
+`relationType`), which are also those of its JSONL file. Validated plainly they check shapes and
+types; validated with `Checks` as the context they also check the limits and blank text. The
+tools' arguments (memlora.store.tools), every backend's own checks and the JSONL lines therefore
+all go through the same fields and report the same paths (`entities[2].name`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import unicodedata
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+import pydantic.dataclasses
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, ValidationInfo
+from pydantic_core import PydanticCustomError, to_jsonable_python
 
 
 class StoreError(Exception):
@@ -66,90 +74,6 @@ class StoreBusyError(StoreError):
         self.seconds = seconds
 
 
-@dataclass
-class Entity:
-    name: str
-    entity_type: str
-    observations: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "entityType": self.entity_type, "observations": list(self.observations)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Entity:
-        return cls(name=data["name"], entity_type=data["entityType"], observations=list(data.get("observations", [])))
-
-
-@dataclass(frozen=True)
-class Relation:
-    source: str
-    target: str
-    relation_type: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"from": self.source, "to": self.target, "relationType": self.relation_type}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Relation:
-        return cls(source=data["from"], target=data["to"], relation_type=data["relationType"])
-
-
-@dataclass
-class ObservationAddition:
-    entity_name: str
-    contents: list[str]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"entityName": self.entity_name, "contents": list(self.contents)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ObservationAddition:
-        return cls(entity_name=data["entityName"], contents=list(data["contents"]))
-
-
-@dataclass
-class ObservationDeletion:
-    entity_name: str
-    observations: list[str]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"entityName": self.entity_name, "observations": list(self.observations)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ObservationDeletion:
-        return cls(entity_name=data["entityName"], observations=list(data["observations"]))
-
-
-@dataclass
-class AddedObservations:
-    """What `add_observations` reports per entity: only the contents that were new."""
-
-    entity_name: str
-    added_observations: list[str]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"entityName": self.entity_name, "addedObservations": list(self.added_observations)}
-
-
-@dataclass
-class KnowledgeGraph:
-    entities: list[Entity] = field(default_factory=list)
-    relations: list[Relation] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "entities": [e.to_dict() for e in self.entities],
-            "relations": [r.to_dict() for r in self.relations],
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> KnowledgeGraph:
-        return cls(
-            entities=[Entity.from_dict(e) for e in data.get("entities", [])],
-            relations=[Relation.from_dict(r) for r in data.get("relations", [])],
-        )
-
-
 @dataclass(frozen=True)
 class Limits:
     """Bounds on what one call may write; over a bound the call fails and writes nothing."""
@@ -162,3 +86,126 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class Checks:
+    """The validation context under which the models check more than shapes: `limits`, and text
+    that is not blank, unless `blank_ok` (a delete or a search may name anything)."""
+
+    limits: Limits
+    blank_ok: bool = False
+
+
+def _text_problem(value: str, max_chars: int, *, required: bool) -> str | None:
+    """What is wrong with `value` as stored text, or None; `required` text must not be blank either."""
+    if required and not value.strip():
+        return "must not be empty"
+    if required and not any(map(_visible, value)):
+        shown = ", ".join(f"U+{ord(char):04X}" for char in dict.fromkeys(value[:64]))
+        return f"must contain a visible character, not only invisible ones ({shown})"
+    if len(value) > max_chars:
+        return f"is {len(value)} characters long; the limit is {max_chars}"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # Lone surrogates cannot be stored in UTF-8 files or SQLite text.
+        return "is not valid Unicode text"
+    return None
+
+
+# Code points that take no visible space of their own although Unicode files them as letters
+# or symbols: Hangul fillers and the blank Braille pattern.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# Controls (NUL, ...), format characters (zero-width space and joiners, BOM, ...), surrogates,
+# separators and combining marks with nothing to combine with. Unassigned code points count as
+# visible: they may be emoji newer than Python's Unicode tables.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp", "Mn", "Me"})
+
+
+def _visible(char: str) -> bool:
+    return not char.isspace() and char not in _BLANK_LETTERS and unicodedata.category(char) not in _INVISIBLE_CATEGORIES
+
+
+def _over_limit(reason: str) -> PydanticCustomError:
+    """A failed check, told apart from a wrong shape by its error type `limit`."""
+    return PydanticCustomError("limit", "{reason}", {"reason": reason})
+
+
+def _text(limit: str) -> AfterValidator:
+    def check(value: str, info: ValidationInfo) -> str:
+        checks = info.context
+        if isinstance(checks, Checks):
+            problem = _text_problem(value, getattr(checks.limits, limit), required=not checks.blank_ok)
+            if problem is not None:
+                raise _over_limit(problem)
+        return value
+
+    return AfterValidator(check)
+
+
+def _count(value: Any, info: ValidationInfo) -> Any:
+    # Before the items are validated: an over-long list is reported as such, not by its items.
+    checks = info.context
+    if isinstance(checks, Checks) and isinstance(value, list) and len(value) > checks.limits.max_items_per_call:
+        raise _over_limit(f"has {len(value)} items; the limit is {checks.limits.max_items_per_call}")
+    return value
+
+
+T = TypeVar("T")
+Name = Annotated[str, _text("max_name_chars")]
+TypeName = Annotated[str, _text("max_type_chars")]
+Observation = Annotated[str, _text("max_observation_chars")]
+Query = Annotated[str, _text("max_query_chars")]
+Items = Annotated[list[T], BeforeValidator(_count)]
+
+
+# Dataclasses rather than BaseModels: Python code builds them positionally (`Entity("Ana",
+# "person", [])`), and a BaseModel that takes positional arguments loses the validation context.
+_WIRE = ConfigDict(validate_by_name=True, serialize_by_alias=True)
+
+
+class _Wire:
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form: what the reference server sends, and (with a `type`) a line of its file."""
+        return to_jsonable_python(self, by_alias=True)
+
+
+@pydantic.dataclasses.dataclass(config=_WIRE)
+class Entity(_Wire):
+    name: Name
+    entity_type: Annotated[TypeName, Field(alias="entityType")]
+    observations: Items[Observation]
+
+
+@pydantic.dataclasses.dataclass(config=_WIRE, frozen=True)
+class Relation(_Wire):
+    source: Annotated[Name, Field(alias="from")]
+    target: Annotated[Name, Field(alias="to")]
+    relation_type: Annotated[TypeName, Field(alias="relationType")]
+
+
+@pydantic.dataclasses.dataclass(config=_WIRE)
+class ObservationAddition(_Wire):
+    entity_name: Annotated[Name, Field(alias="entityName")]
+    contents: Items[Observation]
+
+
+@pydantic.dataclasses.dataclass(config=_WIRE)
+class ObservationDeletion(_Wire):
+    entity_name: Annotated[Name, Field(alias="entityName")]
+    observations: Items[Observation]
+
+
+@pydantic.dataclasses.dataclass(config=_WIRE)
+class AddedObservations(_Wire):
+    """What `add_observations` reports per entity: only the contents that were new."""
+
+    entity_name: Annotated[str, Field(alias="entityName")]
+    added_observations: Annotated[list[str], Field(alias="addedObservations")]
+
+
+@pydantic.dataclasses.dataclass(config=_WIRE)
+class KnowledgeGraph(_Wire):
+    entities: list[Entity] = Field(default_factory=list)
+    relations: list[Relation] = Field(default_factory=list)

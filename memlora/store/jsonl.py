@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import filelock
+from pydantic import TypeAdapter, ValidationError
 
-from memlora.store import validate
 from memlora.store.base import MemoryStore, MergeReport
 from memlora.store.graph import (
     DEFAULT_LIMITS,
@@ -46,20 +46,18 @@ from memlora.store.graph import (
 from memlora.store.failures import os_failure
 from memlora.store.locking import DEFAULT_LOCK_TIMEOUT, Deadline, WouldBlock, may_wait, take
 from memlora.store.memory import GraphState
+from memlora.store.tools import (
+    AddObservations,
+    CreateEntities,
+    CreateRelations,
+    DeleteEntities,
+    DeleteObservations,
+    DeleteRelations,
+    OpenNodes,
+    SearchNodes,
+)
 
 T = TypeVar("T")
-
-
-def entity_line(entity: Entity) -> str:
-    return _dumps(
-        {"type": "entity", "name": entity.name, "entityType": entity.entity_type, "observations": entity.observations}
-    )
-
-
-def relation_line(relation: Relation) -> str:
-    return _dumps(
-        {"type": "relation", "from": relation.source, "to": relation.target, "relationType": relation.relation_type}
-    )
 
 
 def _dumps(obj: dict[str, Any]) -> str:
@@ -69,8 +67,13 @@ def _dumps(obj: dict[str, Any]) -> str:
 
 def format_graph(graph: KnowledgeGraph) -> str:
     """The whole file's text for `graph`, as the reference server would write it."""
-    lines = [entity_line(e) for e in graph.entities] + [relation_line(r) for r in graph.relations]
+    lines = [_dumps({"type": "entity", **e.to_dict()}) for e in graph.entities]
+    lines += [_dumps({"type": "relation", **r.to_dict()}) for r in graph.relations]
     return "\n".join(lines)
+
+
+# Each record type's shape, read by its wire names as the tools read their arguments.
+_RECORDS: dict[str, TypeAdapter[Any]] = {"entity": TypeAdapter(Entity), "relation": TypeAdapter(Relation)}
 
 
 def parse_graph(text: str, path: str = "<memory>") -> KnowledgeGraph:
@@ -86,24 +89,16 @@ def parse_graph(text: str, path: str = "<memory>") -> KnowledgeGraph:
         if not isinstance(item, dict):
             raise CorruptStoreError(path, number, "expected a JSON object")
         kind = item.get("type")
-        if kind == "entity":
-            _require_strings(item, ("name", "entityType"), path, number)
-            observations = item.get("observations")
-            if not isinstance(observations, list) or not all(isinstance(o, str) for o in observations):
-                raise CorruptStoreError(path, number, "field 'observations' must be an array of strings")
-            graph.entities.append(Entity.from_dict(item))
-        elif kind == "relation":
-            _require_strings(item, ("from", "to", "relationType"), path, number)
-            graph.relations.append(Relation.from_dict(item))
-        else:
+        if kind not in ("entity", "relation"):
             raise CorruptStoreError(path, number, f"unknown record type {kind!r}")
+        try:
+            record = _RECORDS[kind].validate_python(item, by_alias=True, by_name=False)
+        except ValidationError as error:
+            key = error.errors()[0]["loc"][0]
+            wanted = "an array of strings" if key == "observations" else "a string"
+            raise CorruptStoreError(path, number, f"field {key!r} must be {wanted}") from None
+        (graph.entities if kind == "entity" else graph.relations).append(record)
     return graph
-
-
-def _require_strings(item: dict[str, Any], keys: tuple[str, ...], path: str, number: int) -> None:
-    for key in keys:
-        if not isinstance(item.get(key), str):
-            raise CorruptStoreError(path, number, f"field {key!r} must be a string")
 
 
 class JsonlStore(MemoryStore):
@@ -229,29 +224,29 @@ class JsonlStore(MemoryStore):
     # -- the nine operations ------------------------------------------------------------------
 
     def create_entities(self, entities: list[Entity]) -> list[Entity]:
-        validate.check_entities(entities, self.limits)
+        CreateEntities.check(self.limits, entities=entities)
         return self._mutate(lambda s: s.create_entities(entities), bool)
 
     def create_relations(self, relations: list[Relation]) -> list[Relation]:
-        validate.check_relations(relations, self.limits)
+        CreateRelations.check(self.limits, relations=relations)
         return self._mutate(lambda s: s.create_relations(relations), bool)
 
     def add_observations(self, additions: list[ObservationAddition]) -> list[AddedObservations]:
-        validate.check_additions(additions, self.limits)
+        AddObservations.check(self.limits, observations=additions)
         return self._mutate(
             lambda s: s.add_observations(additions), lambda results: any(r.added_observations for r in results)
         )
 
     def delete_entities(self, names: list[str]) -> None:
-        validate.check_names(names, self.limits, "entityNames")
+        DeleteEntities.check(self.limits, entityNames=names)
         self._mutate(lambda s: s.delete_entities(names), bool)
 
     def delete_observations(self, deletions: list[ObservationDeletion]) -> None:
-        validate.check_deletions(deletions, self.limits)
+        DeleteObservations.check(self.limits, deletions=deletions)
         self._mutate(lambda s: s.delete_observations(deletions), bool)
 
     def delete_relations(self, relations: list[Relation]) -> None:
-        validate.check_relations(relations, self.limits, required=False)
+        DeleteRelations.check(self.limits, relations=relations)
         self._mutate(lambda s: s.delete_relations(relations), bool)
 
     def merge_graph(self, graph: KnowledgeGraph) -> MergeReport:
@@ -264,11 +259,11 @@ class JsonlStore(MemoryStore):
         return self._read(lambda s: s.graph())
 
     def search_nodes(self, query: str) -> KnowledgeGraph:
-        validate.check_query(query, self.limits)
+        SearchNodes.check(self.limits, query=query)
         return self._read(lambda s: s.search_nodes(query))
 
     def open_nodes(self, names: list[str]) -> KnowledgeGraph:
-        validate.check_names(names, self.limits, "names")
+        OpenNodes.check(self.limits, names=names)
         return self._read(lambda s: s.open_nodes(names))
 
 

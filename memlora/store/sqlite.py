@@ -19,7 +19,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from memlora.store import validate
 from memlora.store.base import MemoryStore, MergeReport
 from memlora.store.graph import (
     DEFAULT_LIMITS,
@@ -37,6 +36,16 @@ from memlora.store.graph import (
 from memlora.store.failures import os_failure, sqlite_failure
 from memlora.store.locking import DEFAULT_LOCK_TIMEOUT, Deadline, WouldBlock, may_wait, take
 from memlora.store.memory import matches, unique, unique_entities
+from memlora.store.tools import (
+    AddObservations,
+    CreateEntities,
+    CreateRelations,
+    DeleteEntities,
+    DeleteObservations,
+    DeleteRelations,
+    OpenNodes,
+    SearchNodes,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entities (
@@ -317,7 +326,7 @@ class SqliteStore(MemoryStore):
     # -- writes -------------------------------------------------------------------------------
 
     def create_entities(self, entities: list[Entity]) -> list[Entity]:
-        validate.check_entities(entities, self.limits)
+        CreateEntities.check(self.limits, entities=entities)
         added = []
         with self._write() as db:
             for entity in unique_entities(entities):
@@ -334,7 +343,7 @@ class SqliteStore(MemoryStore):
         return added
 
     def create_relations(self, relations: list[Relation]) -> list[Relation]:
-        validate.check_relations(relations, self.limits)
+        CreateRelations.check(self.limits, relations=relations)
         added = []
         with self._write() as db:
             self._require(db, unique([name for r in relations for name in (r.source, r.target)]))
@@ -348,7 +357,7 @@ class SqliteStore(MemoryStore):
         return added
 
     def add_observations(self, additions: list[ObservationAddition]) -> list[AddedObservations]:
-        validate.check_additions(additions, self.limits)
+        AddObservations.check(self.limits, observations=additions)
         results = []
         with self._write() as db:
             self._require(db, unique(a.entity_name for a in additions))
@@ -363,7 +372,7 @@ class SqliteStore(MemoryStore):
         return results
 
     def delete_entities(self, names: list[str]) -> None:
-        validate.check_names(names, self.limits, "entityNames")
+        DeleteEntities.check(self.limits, entityNames=names)
         with self._write() as db:
             for name in unique(names):
                 row = db.execute("SELECT id FROM entities WHERE name = ?", (name,)).fetchone()
@@ -374,7 +383,7 @@ class SqliteStore(MemoryStore):
                 db.execute("DELETE FROM relations WHERE source = ? OR target = ?", (name, name))
 
     def delete_observations(self, deletions: list[ObservationDeletion]) -> None:
-        validate.check_deletions(deletions, self.limits)
+        DeleteObservations.check(self.limits, deletions=deletions)
         with self._write() as db:
             for deletion in deletions:
                 found = self._find(db, deletion.entity_name)
@@ -388,7 +397,7 @@ class SqliteStore(MemoryStore):
                     self._store_observations(db, row_id, entity)
 
     def delete_relations(self, relations: list[Relation]) -> None:
-        validate.check_relations(relations, self.limits, required=False)
+        DeleteRelations.check(self.limits, relations=relations)
         with self._write() as db:
             db.executemany(
                 "DELETE FROM relations WHERE source = ? AND target = ? AND relation_type = ?",
@@ -436,7 +445,7 @@ class SqliteStore(MemoryStore):
         return KnowledgeGraph(entities=entities, relations=relations)
 
     def search_nodes(self, query: str) -> KnowledgeGraph:
-        validate.check_query(query, self.limits)
+        SearchNodes.check(self.limits, query=query)
         needle = query.lower()
         with self._read() as db:
             if len(needle) >= _MIN_INDEXED_QUERY:
@@ -452,7 +461,7 @@ class SqliteStore(MemoryStore):
             return KnowledgeGraph(entities=entities, relations=self._touching(db, [e.name for e in entities]))
 
     def open_nodes(self, names: list[str]) -> KnowledgeGraph:
-        validate.check_names(names, self.limits, "names")
+        OpenNodes.check(self.limits, names=names)
         with self._read() as db:
             rows = db.execute(
                 "SELECT name, entity_type, observations FROM entities "

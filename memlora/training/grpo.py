@@ -13,8 +13,8 @@ checkpoints, resume and logging. What is written here, because TRL lacks it: the
 (`rollout_func`; TRL's `environment_factory` renders tool schemas from Python signatures and
 parses calls with the tokenizer's own rules, so the model would see another tool block than the
 one it learnt and run calls memlora's parser rejects), and the log-probabilities under the
-shared-prefix cache (as `memlora train sft` does, the system prompt and tool block, about 1,350
-tokens, run once per optimizer step instead of once per rollout).
+shared-prefix cache (as `memlora train sft` does, the system prompt and tool block run once per
+optimizer step instead of once per rollout).
 """
 
 from __future__ import annotations
@@ -24,77 +24,79 @@ import copy
 import json
 import math
 import time
+import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
+
+import click
 
 from memlora.files import sha256_file
+from memlora.settings import (
+    DEVICE, DTYPE, MODEL, QUIET, Dtype, common_setting, hush_progress_bars, setting, settings_to_dict,
+)
 from memlora.training.sft import SettingsError
 
 ADAPTER = "default"  # the name PEFT gives the adapter being trained
-PREFIX_CACHES = ("auto", "adapted", "base", "off")
+PrefixCacheChoice = Literal["auto", "adapted", "base", "off"]
+PREFIX_CACHES: tuple[str, ...] = get_args(PrefixCacheChoice)
+FOLDER = click.Path(path_type=Path, file_okay=False)
 
 
 @dataclass
 class GrpoSettings:
-    """Everything `memlora train grpo` takes; each field is a command-line option of the same name."""
+    """Everything `memlora train grpo` takes; each field is one of its command-line options
+    (memlora.settings), and the adapter's card.json records them all under "settings"."""
 
-    # the adapter to start from (a `memlora train sft` output folder); GRPO refines it
-    init: Path
-    # a `memlora datagen` folder: turns are drawn from its train.episodes.jsonl
-    data: Path
-    # where the adapter, its card, plots and checkpoints (OUT/checkpoints) are written
-    out: Path
-    # the base model of `init` (bundled name, local folder or hub id)
-    model: str = "qwen2.5-coder-0.5b"
-    # a `memlora eval` output folder (or its report.json) on validation episodes: draw the kinds
-    # of turn the adapter gets wrong there more often (memlora.training.sampling); None: every
-    # kind equally often
-    weights_from: Path | None = None
-    # optimizer steps of the whole run; each samples `turns_per_step` turns
-    max_steps: int = 50
-    # distinct turns per optimizer step
-    turns_per_step: int = 2
-    # rollouts per turn (GRPO's group: rewards are compared within it); at least 2
-    group_size: int = 4
-    # tokens the model may write per assistant step
-    max_new_tokens: int = 160
-    # assistant steps per turn (calls, results, calls ... reply), as `memlora eval --max-steps`
-    agent_steps: int = 3
-    # sampling temperature and nucleus of the rollouts (GRPO needs different rollouts per group)
-    temperature: float = 1.0
-    top_p: float = 1.0
-    learning_rate: float = 2e-5
-    # KL penalty towards the starting adapter (TRL's beta; 0 skips the reference pass)
-    beta: float = 0.0
-    # PPO-style clipping of the probability ratio (TRL's epsilon)
-    epsilon: float = 0.2
-    # rollouts per forward/backward pass; turns_per_step * group_size must be a multiple of it
-    # times the number of processes
-    micro_batch: int = 1
-    # checkpoint every N optimizer steps (OUT/checkpoints, for --resume)
-    save_every: int = 10
-    # wall-time budget of this run in minutes: stop after the optimizer step that passes it,
-    # save a checkpoint and write the adapter; None: run to max_steps
-    max_minutes: float | None = None
-    # continue from the newest checkpoint in OUT/checkpoints
-    resume: bool = False
-    # seeds the turn sample and the rollouts' sampling
-    seed: int = 0
-    # the shared system prompt + tool block as a KV cache: "auto" follows the init adapter's card
-    # (adapters trained before 2026-12-07 saw a base-model cache, later ones an adapted one);
-    # "adapted": computed with the adapter every step; "base": computed once by the base model;
-    # "off": every rollout runs it (exact, about twice the cost on a CPU)
-    prefix_cache: str = "auto"
-    # run each turn's own prompt (the session so far) once per group, without gradients, like the
-    # shared prefix: only the model's outputs run with gradients, about group_size times less
-    # work per rollout on a CPU; False: each rollout runs its prompt with gradients (exact). No
-    # effect with prefix_cache "off", which runs everything exactly
-    turn_prompt_cache: bool = True
-    threads: int | None = None  # torch CPU threads
-    device: str | None = None  # cpu, cuda, cuda:1 ... (default: the GPU when there is one)
-    dtype: str | None = None  # auto, bf16, fp32; None: $MEMLORA_DTYPE, else auto
+    init: Path = setting(help="The adapter to refine: a `memlora train sft` output folder.", type=FOLDER)
+    data: Path = setting(help="Folder written by `memlora datagen`: turns are drawn from its train.episodes.jsonl.",
+                         type=FOLDER)
+    out: Path = setting(help="Adapter folder to write (its card, plots, and checkpoints in OUT/checkpoints), "
+                             "e.g. adapters/my-memory-grpo.", type=FOLDER)
+    model: str = common_setting(MODEL, "The base model of --init.")
+    weights_from: Path | None = setting(
+        None, "A `memlora eval` folder (or its report.json) on validation episodes: draw the kinds of turn the "
+              "adapter gets wrong there more often (memlora.training.sampling). Default: every kind equally often.")
+    max_steps: int = setting(50, "Optimizer steps of the whole run; each samples --turns-per-step turns.")
+    turns_per_step: int = setting(2, "Distinct turns per optimizer step.")
+    group_size: int = setting(4, "Rollouts per turn (GRPO's group: rewards are compared within it), at least 2.")
+    max_new_tokens: int = setting(160, "Tokens the model may write per assistant step.")
+    agent_steps: int = setting(3, "Assistant steps per turn (calls, results, calls ... reply), as "
+                                  "`memlora eval --max-steps`.")
+    temperature: float = setting(1.0, "Sampling temperature of the rollouts (GRPO needs different rollouts per "
+                                      "group).")
+    top_p: float = setting(1.0, "Nucleus of the rollouts' sampling.")
+    learning_rate: float = setting(2e-5, "Learning rate.", flag="--lr")
+    beta: float = setting(0.0, "KL penalty towards the --init adapter (TRL's beta; 0 skips the reference pass).")
+    epsilon: float = setting(0.2, "Clipping of the probability ratio (TRL's epsilon, PPO-style).")
+    micro_batch: int = setting(1, "Rollouts per forward/backward pass; --turns-per-step x --group-size must be a "
+                                  "multiple of it times the number of processes.")
+    save_every: int = setting(10, "Checkpoint every N optimizer steps (OUT/checkpoints, for --resume).")
+    max_minutes: float | None = setting(
+        None, "Wall-time budget of this run: stop after the optimizer step that passes it, save a checkpoint and "
+              "write the adapter. Default: run to --max-steps.")
+    resume: bool = setting(False, "Continue from the newest checkpoint in OUT/checkpoints.")
+    seed: int = setting(0, "Seeds the turn sample and the rollouts' sampling.")
+    prefix_cache: PrefixCacheChoice = setting(
+        "auto", "The shared system prompt + tool block as a KV cache: as the --init adapter was trained (auto: "
+                "its card says; adapters before 2026-12-07 saw a base-model cache), computed with the adapter "
+                "every step (adapted), once by the base model (base), or run in every rollout (off: exact, about "
+                "twice the cost on a CPU).")
+    turn_prompt_cache: bool = setting(
+        True, "Run each turn's own prompt (the session so far) once per group without gradients, like the shared "
+              "prefix: only the model's outputs run with gradients, about --group-size times less work per "
+              "rollout on a CPU. Off: every rollout runs its prompt with gradients (exact). No effect with "
+              "--prefix-cache off, which runs everything exactly.")
+    threads: int | None = setting(None, "torch CPU threads. Default: torch's choice.")
+    device: str | None = common_setting(DEVICE)
+    dtype: Dtype | None = common_setting(DTYPE)
+    quiet: bool = common_setting(QUIET)
+
+
+# settings that say how this run goes, or where from, not what it trains: left out of the card's
+# "hyperparameters"
+RUN_SETTINGS = ("init", "data", "out", "resume", "device", "threads", "weights_from", "quiet")
 
 
 def check_settings(settings: GrpoSettings) -> None:
@@ -203,7 +205,8 @@ class RolloutRunner:
 
     def __init__(self, tasks: dict[str, Any], loaded: Any, settings: GrpoSettings, prefix_ids: list[int]):
         from memlora.agent.loop import build_engine
-        from memlora.agent.protocol import END_OF_TURN, model_tools, server_tools
+        from memlora.agent.protocol import model_tools, server_tools
+        from memlora.models.chat_format import END_OF_TURN
 
         self.tasks = tasks
         self.loaded = loaded
@@ -211,7 +214,7 @@ class RolloutRunner:
         self.tools = model_tools()
         self.server_tools = server_tools()
         self.engine = build_engine(loaded, self.tools, max_batch=settings.turns_per_step * settings.group_size)
-        self.engine.lookahead = 0  # sampled rows, never a lone greedy one
+        self.engine.lookahead = 0  # sampled sequences, never a lone greedy one
         self.prefix_ids = list(prefix_ids)  # cut from every prompt: the trainer holds it as a cache
         self.end_of_turn = loaded.tokenizer.convert_tokens_to_ids(END_OF_TURN[loaded.family])
         # totals since the run began (restored from the log history on --resume)
@@ -267,12 +270,12 @@ class RolloutRunner:
     def _prefill_once(self, keys: list[str]) -> None:
         """Runs each distinct turn's opening prompt once, so that its group shares the prefill.
 
-        The rollouts of a turn start from the same prompt (about 600-1,000 tokens after the
-        shared prefix). Decoded together they would each run it; run once here, its keys and
+        The rollouts of a turn start from the same prompt (the session so far, after the shared
+        prefix). Decoded together they would each run it; run once here, its keys and
         values stay in the engine's conversation cache and every rollout starts from them.
         """
         from memlora.agent.engine import SamplingParams
-        from memlora.agent.protocol import render_prompt
+        from memlora.models.chat_format import render_prompt
 
         distinct = list(dict.fromkeys(keys))
         prompts = [render_prompt(self.loaded.tokenizer, self.tasks[key].history
@@ -324,6 +327,8 @@ def grpo_trainer(**kwargs: Any) -> Any:
     import torch
     from trl import GRPOTrainer
 
+    from memlora.models.kv_cache import cache_of, with_cache
+
     class MemoryGRPOTrainer(GRPOTrainer):
         """GRPOTrainer whose rollouts continue prompts held as KV caches.
 
@@ -333,14 +338,17 @@ def grpo_trainer(**kwargs: Any) -> Any:
         rollout's log-probabilities attend to them. With `turn_prompt_cache`, the same is done
         for each turn's own prompt (the session so far, minus its last token), once for all the
         rollouts of the group: only the model's outputs then run with gradients. Log-probabilities
-        come from the model's own logits, so an adapter's trained rows for the tool-call tags
+        come from the model's own logits, so an adapter's trained vectors for the tool-call tags
         count (TRL's fused head reads the base output weights only). Positions count real
         tokens only, so left padding between the prefix and a prompt changes nothing.
         """
 
         def __init__(self, *args: Any, prefix_ids: list[int], prefix_mode: str, runner: RolloutRunner,
                      turn_prompt_cache: bool = False, **kw: Any) -> None:
-            super().__init__(*args, rollout_func=runner, **kw)
+            with warnings.catch_warnings():
+                # rollout_func is experimental in TRL, and memlora's tests cover its use here
+                warnings.filterwarnings("ignore", message="You are using 'rollout_func'", category=UserWarning)
+                super().__init__(*args, rollout_func=runner, **kw)
             self.prefix_ids = list(prefix_ids)
             self.prefix_mode = prefix_mode
             self.turn_prompt_cache = turn_prompt_cache and bool(self.prefix_ids)
@@ -417,13 +425,13 @@ def grpo_trainer(**kwargs: Any) -> Any:
                             if self.prefix_mode == "base":
                                 stack.enter_context(peft_model.disable_adapter())
                             ids = torch.tensor([self.prefix_ids], device=peft_model.device)
-                            self._caches[key] = peft_model(input_ids=ids, use_cache=True).past_key_values
+                            self._caches[key] = cache_of(peft_model(input_ids=ids, use_cache=True))
                         else:
                             cache = copy.deepcopy(self._kv(model))
                             start = len(self.prefix_ids)
                             positions = torch.arange(start, start + len(prompt), device=peft_model.device)[None]
                             peft_model(input_ids=torch.tensor([prompt], device=peft_model.device),
-                                       position_ids=positions, past_key_values=cache, use_cache=True)
+                                       position_ids=positions, **with_cache(cache), use_cache=True)
                             self._caches[key] = cache
                 finally:
                     peft_model.train(training)
@@ -431,14 +439,14 @@ def grpo_trainer(**kwargs: Any) -> Any:
 
         def _logps(self, model: Any, ids: Any, mask: Any, keep: int, cache: Any, compute_entropy: bool) -> tuple[Any, Any]:
             """Log-probabilities of the last `keep` tokens of `ids` (and entropies), after `cache`."""
-            rows = ids.size(0)
+            sequences = ids.size(0)
             extra: dict[str, Any] = {}
             if cache is not None:
                 cache = copy.deepcopy(cache)  # the forward appends to it
-                if rows > 1:
-                    cache.batch_repeat_interleave(rows)
-                mask = torch.cat([mask.new_ones(rows, cache.get_seq_length()), mask], dim=1)
-                extra["past_key_values"] = cache
+                if sequences > 1:
+                    cache.batch_repeat_interleave(sequences)
+                mask = torch.cat([mask.new_ones(sequences, cache.get_seq_length()), mask], dim=1)
+                extra.update(with_cache(cache))
             positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -ids.size(1):]
             with self.accelerator.autocast():
                 out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False,
@@ -457,9 +465,9 @@ def grpo_trainer(**kwargs: Any) -> Any:
                                                logits_to_keep: int, batch_size: int | None = None,
                                                compute_entropy: bool = False, compute_aux_loss: bool = False,
                                                **_: Any) -> tuple[Any, Any, Any]:
-            """Log-probabilities (and entropies) of the completion tokens, rows in chunks of `batch_size`.
+            """Log-probabilities (and entropies) of the completion tokens, sequences in chunks of `batch_size`.
 
-            With the turn-prompt cache, rows of a chunk that share a prompt run together: the
+            With the turn-prompt cache, sequences of a chunk that share a prompt run together: the
             prompt's last token and the completion, on top of the cached rest.
             """
             batch_size = batch_size or input_ids.size(0)
@@ -473,21 +481,21 @@ def grpo_trainer(**kwargs: Any) -> Any:
                                    self._logps(model, ids, mask, logits_to_keep, cache, compute_entropy)))
                     continue
                 groups: dict[tuple[int, ...], list[int]] = {}
-                for row in range(ids.size(0)):
-                    prompt_part = ids[row, :-logits_to_keep][mask[row, :-logits_to_keep].bool()]
-                    groups.setdefault(tuple(prompt_part.tolist()), []).append(row)
-                for prompt, rows in groups.items():
-                    tail = torch.cat([ids.new_tensor([[prompt[-1]]] * len(rows)), ids[rows, -logits_to_keep:]], 1)
-                    tail_mask = torch.cat([mask.new_ones(len(rows), 1), mask[rows, -logits_to_keep:]], 1)
-                    pieces.append(([start + r for r in rows],
+                for sequence in range(ids.size(0)):
+                    prompt_part = ids[sequence, :-logits_to_keep][mask[sequence, :-logits_to_keep].bool()]
+                    groups.setdefault(tuple(prompt_part.tolist()), []).append(sequence)
+                for prompt, members in groups.items():
+                    tail = torch.cat([ids.new_tensor([[prompt[-1]]] * len(members)), ids[members, -logits_to_keep:]], 1)
+                    tail_mask = torch.cat([mask.new_ones(len(members), 1), mask[members, -logits_to_keep:]], 1)
+                    pieces.append(([start + m for m in members],
                                    self._logps(model, tail, tail_mask, logits_to_keep, self._kv(model, prompt[:-1]),
                                                compute_entropy)))
-            rows_logps = torch.cat([piece[1][0] for piece in pieces])
-            order = torch.tensor([row for piece in pieces for row in piece[0]], device=input_ids.device)
-            logps = rows_logps.new_zeros(rows_logps.shape).index_copy(0, order, rows_logps)
+            pieces_logps = torch.cat([piece[1][0] for piece in pieces])
+            order = torch.tensor([sequence for piece in pieces for sequence in piece[0]], device=input_ids.device)
+            logps = pieces_logps.new_zeros(pieces_logps.shape).index_copy(0, order, pieces_logps)
             if compute_entropy:
-                rows_entropy = torch.cat([piece[1][1] for piece in pieces])
-                entropies = rows_entropy.new_zeros(rows_entropy.shape).index_copy(0, order, rows_entropy)
+                pieces_entropy = torch.cat([piece[1][1] for piece in pieces])
+                entropies = pieces_entropy.new_zeros(pieces_entropy.shape).index_copy(0, order, pieces_entropy)
             return logps, entropies, None
 
     return MemoryGRPOTrainer(**kwargs)
@@ -507,15 +515,19 @@ def train_grpo(settings: GrpoSettings) -> Path:
     from trl import GRPOConfig
 
     from memlora.agent.loop import session_prefix
-    from memlora.agent.protocol import END_OF_TURN, install_chat_template, model_tools
+    from memlora.agent.protocol import model_tools
     from memlora.evaluation.episodes import load_episodes
-    from memlora.models.loading import LoadedModel, choose_dtype, model_family, pick_device, resolve_model
-    from memlora.models.token_rows import install_fast_token_rows
+    from memlora.models.chat_format import END_OF_TURN, install_chat_template
+    from memlora.models.loading import (
+        LoadedModel, choose_dtype, hide_checkpointing_alias_warning, model_family, pick_device, resolve_model,
+    )
+    from memlora.models.token_rows import install_fast_token_vectors
     from memlora.training.rewards import trl_reward_functions
     from memlora.training.sampling import sample_turns, weights_from_report
     from memlora.training.sft import checkpoint_step, checkpoint_to_resume, early_stop_callback
     from memlora.training.turns import build_tasks, turn_refs
 
+    hide_checkpointing_alias_warning()
     check_settings(settings)
     from accelerate import PartialState
 
@@ -526,6 +538,8 @@ def train_grpo(settings: GrpoSettings) -> Path:
     prefix_mode = resolve_prefix_cache(settings)
     if settings.threads:
         torch.set_num_threads(settings.threads)
+    if settings.quiet:
+        hush_progress_bars()
 
     episodes_path = Path(settings.data) / "train.episodes.jsonl"
     episodes = load_episodes(episodes_path)
@@ -548,7 +562,7 @@ def train_grpo(settings: GrpoSettings) -> Path:
     ends = [ends] if isinstance(ends, int) else list(ends or [])
     base.generation_config.eos_token_id = sorted(set(ends) | {end_of_turn})  # TRL counts unended rollouts by it
     model = PeftModel.from_pretrained(base, str(settings.init), adapter_name=ADAPTER, is_trainable=True)
-    install_fast_token_rows(model)  # the adapter's tag rows without copying the whole output head per token
+    install_fast_token_vectors(model)  # the adapter's tag vectors without copying the whole output head per token
 
     prefix_ids = tokenizer(session_prefix(tokenizer, model_tools()), add_special_tokens=False)["input_ids"]
     loaded = LoadedModel(model, tokenizer, settings.model, family, device, [ADAPTER],
@@ -570,7 +584,7 @@ def train_grpo(settings: GrpoSettings) -> Path:
         epsilon=settings.epsilon,
         shuffle_dataset=False,  # the turns are already a seeded weighted sample, in order
         disable_dropout=True,
-        gradient_checkpointing=False,  # it would recompute the forward without the prefix cache
+        activation_checkpointing=False,  # it would recompute the forward without the prefix cache
         bf16=dtype == torch.bfloat16,
         logging_steps=1,
         save_strategy="steps",
@@ -580,7 +594,7 @@ def train_grpo(settings: GrpoSettings) -> Path:
         report_to="none",
         use_cpu=device.type == "cpu",
         dataloader_num_workers=0,
-        disable_tqdm=False,
+        disable_tqdm=settings.quiet,
     )
     callbacks = [early_stop_callback(settings.max_minutes * 60 if settings.max_minutes else None)]
     trainer = grpo_trainer(
@@ -650,8 +664,7 @@ def write_card(out: Path, *, settings: GrpoSettings, episodes_path: Path, second
     stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
     rewards = [e["reward"] for e in history if "reward" in e]
     rollout_seconds = totals["rollout_seconds"]
-    hyperparameters = {k: v for k, v in asdict(settings).items()
-                       if k not in ("init", "data", "out", "resume", "device", "threads", "weights_from")}
+    hyperparameters = {k: v for k, v in asdict(settings).items() if k not in RUN_SETTINGS}
     hyperparameters["prefix_cache"] = prefix_mode  # resolved: what the engine must give this adapter
     card = {
         "base_model": settings.model,
@@ -669,6 +682,7 @@ def write_card(out: Path, *, settings: GrpoSettings, episodes_path: Path, second
         "sampling": {"weights_from": str(settings.weights_from) if settings.weights_from else None,
                      "weights": weights or "every kind 1 (default)"},
         "hyperparameters": hyperparameters,
+        "settings": settings_to_dict(settings),  # as given: `memlora train grpo --config card.json`
         "training": {
             "optimizer_steps": steps,
             "wall_seconds": round(seconds, 1),

@@ -53,7 +53,7 @@ UNNEEDED_WRITE = -1.0  # any write attempted on a turn that needs none
 WRONG_ANSWER = -0.5  # an answer that is wrong (worse than an honest "don't know")
 REPEATED_CALL = -0.5  # per call identical to an earlier call of the same turn
 REPEATED_CAP = -1.5
-FREE_REPLY_CHARACTERS = 200  # the longest gold reply of generated data is about 130 characters
+FREE_REPLY_CHARACTERS = 200  # above the longest gold reply of generated data
 LONG_REPLY_SPAN = 400  # characters past the free length over which the cost grows to -1
 
 

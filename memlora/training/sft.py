@@ -2,7 +2,9 @@
 
 The rows come from `memlora datagen`: one row per session, in TRL's conversational
 tool-calling format (`messages` + `tools`). Loss is on assistant tokens only, so the model
-learns to emit tool calls and replies, not to predict users or tool results.
+learns to emit tool calls and replies, not to predict users or tool results. The records
+adapters train with the same recipe on rows from `memlora records datagen` (`messages` only: a
+records prompt has no tool block), each task's system prompt being its shared prefix.
 """
 
 from __future__ import annotations
@@ -12,17 +14,23 @@ import math
 import random
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
+
+import click
 
 from memlora.files import sha256_file
+from memlora.settings import (
+    DEVICE, DTYPE, MODEL, QUIET, Dtype, common_setting, hush_progress_bars, nested_settings, setting,
+    settings_to_dict,
+)
 
 ATTENTION_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP_MODULES = ("gate_proj", "up_proj", "down_proj")
 
-
-PREFIX_CACHES = ("adapted", "base", "off")
+PrefixCache = Literal["adapted", "base", "off"]
+PREFIX_CACHES: tuple[str, ...] = get_args(PrefixCache)
 
 
 class SettingsError(ValueError):
@@ -31,14 +39,19 @@ class SettingsError(ValueError):
 
 @dataclass
 class LoraSettings:
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: tuple[str, ...] = ATTENTION_MODULES
-    include_mlp: bool = False
-    # own embedding and output-head rows for the special tokens the model writes: tool-call
-    # tags, end of turn (memlora.models.token_rows)
-    train_format_tokens: bool = True
+    """The shape of the LoRA adapter (PEFT's LoraConfig); options `--lora-*` unless named otherwise."""
+
+    r: int = setting(16, "LoRA rank.")
+    alpha: int = setting(32, "LoRA alpha (the update is scaled by alpha / r).")
+    dropout: float = setting(0.05, "Dropout on the LoRA input during training.")
+    target_modules: tuple[str, ...] = setting(ATTENTION_MODULES, "Projections to adapt, comma-separated.",
+                                              flag="--target-modules")
+    include_mlp: bool = setting(False, "Also adapt the MLP projections (" + ", ".join(MLP_MODULES) + ").",
+                                flag="--mlp/--no-mlp")
+    # own embedding and output-head vectors for the special tokens the model writes (memlora.models.token_rows)
+    train_format_tokens: bool = setting(
+        True, "Train the adapter's own embedding and output rows for the tool-call tags and end-of-turn token.",
+        flag="--format-token-rows/--no-format-token-rows")
 
     def modules(self) -> list[str]:
         return list(self.target_modules) + (list(MLP_MODULES) if self.include_mlp else [])
@@ -46,35 +59,51 @@ class LoraSettings:
 
 @dataclass
 class SftSettings:
-    data: Path
-    out: Path
-    model: str = "qwen2.5-coder-0.5b"
-    lora: LoraSettings = field(default_factory=LoraSettings)
-    learning_rate: float = 2e-4
-    epochs: float = 1.0
-    max_steps: int = -1  # > 0 overrides epochs
-    batch_size: int = 1
-    grad_accum: int = 8
-    max_length: int = 4096
-    max_train_rows: int | None = None
-    max_eval_rows: int = 48
-    eval_every: int = 25  # optimizer steps
-    save_every: int = 25
-    early_stopping_patience: int = 4
-    max_minutes: float | None = None  # wall-time budget of this run; stops after the step that passes it
-    warmup_ratio: float = 0.03
-    seed: int = 0
-    resume: bool = False
-    init_adapter: Path | None = None  # start from this adapter's weights instead of fresh LoRA
-    # how rows see the shared system prompt + tool block (frozen_prefix_trainer):
-    # "adapted": a KV cache computed with the current adapter, refreshed every optimizer step
-    #            (what every runtime that applies a LoRA to every token computes);
-    # "base":    a KV cache computed once by the base model (adapters trained before 2026-12-07);
-    # "off":     every row runs the prefix itself, gradients through it (exact, about twice the cost)
-    prefix_cache: str = "adapted"
-    threads: int | None = None
-    device: str | None = None
-    dtype: str | None = None  # auto, bf16, fp32; None: $MEMLORA_DTYPE, else auto (choose_dtype)
+    """Everything `memlora train sft` takes; each leaf field is one of its command-line options
+    (memlora.settings), and the adapter's card.json records them all under "settings"."""
+
+    data: Path = setting(help="Folder written by `memlora datagen` (train.rows.jsonl, validation.rows.jsonl).",
+                         type=click.Path(path_type=Path, file_okay=False))
+    out: Path = setting(help="Adapter folder to write, e.g. adapters/my-memory; checkpoints go to OUT/checkpoints.",
+                        type=click.Path(path_type=Path, file_okay=False))
+    model: str = common_setting(MODEL)
+    lora: LoraSettings = nested_settings(LoraSettings, "The LoRA adapter's shape.", prefix="lora-")
+    learning_rate: float = setting(2e-4, "Peak learning rate (cosine decay after a warmup).", flag="--lr")
+    epochs: float = setting(1.0, "Passes over the training rows (when --max-steps is not set).")
+    max_steps: int = setting(-1, "Optimizer steps; overrides --epochs when > 0.")
+    batch_size: int = setting(1, "Rows per forward pass (training and validation).")
+    grad_accum: int = setting(8, "Forward passes per optimizer step.")
+    max_length: int = setting(4096, "Tokens per row; longer rows are cut.")
+    max_train_rows: int | None = setting(
+        None, "Train on a seeded random sample of N training rows (--seed). Default: all of them.")
+    max_eval_rows: int = setting(48, "Validation rows (a seeded random sample).")
+    eval_every: int = setting(25, "Validation every N optimizer steps.")
+    save_every: int = setting(25, "Checkpoint every N optimizer steps (a multiple of --eval-every when there "
+                                  "are validation rows: the best checkpoint is kept by validation loss).")
+    early_stopping_patience: int = setting(4, "Early-stopping patience in validations (0: off).", flag="--patience")
+    max_minutes: float | None = setting(
+        None, "Wall-time budget of this run: stop after the optimizer step that passes it, validate, save and "
+              "write the adapter.")
+    warmup_ratio: float = setting(0.03, "Learning-rate warmup, as a share of the optimizer steps of --epochs.")
+    seed: int = setting(0, "Seeds the row samples, the data order and the LoRA initialisation.")
+    resume: bool = setting(False, "Continue from the newest checkpoint in OUT/checkpoints (start when there is none).")
+    init_adapter: Path | None = setting(
+        None, "Start from this adapter's weights (same LoRA shape) instead of a fresh LoRA.",
+        type=click.Path(path_type=Path, file_okay=False, exists=True))
+    # how rows see the shared system prompt + tool block (frozen_prefix_trainer)
+    prefix_cache: PrefixCache = setting(
+        "adapted", "The shared system prompt + tool block as a KV cache: computed with the current adapter every "
+                   "optimizer step (adapted: what every runtime that applies a LoRA to every token computes), once "
+                   "by the base model (base, as adapters before 2026-12-07), or run in every row (off: exact, "
+                   "gradients through it, about twice the cost).")
+    threads: int | None = setting(None, "torch CPU threads. Default: torch's choice.")
+    device: str | None = common_setting(DEVICE)
+    dtype: Dtype | None = common_setting(DTYPE)  # None: $MEMLORA_DTYPE, else auto (choose_dtype)
+    quiet: bool = common_setting(QUIET)
+
+
+# settings that say how this run goes, not what it trains: left out of the card's "hyperparameters"
+RUN_SETTINGS = ("data", "out", "resume", "device", "threads", "quiet")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,9 +146,9 @@ def assistant_spans(tokenizer: Any, row: dict[str, Any]) -> tuple[str, list[tupl
     """A session's rendered text and the (start, end) character spans of what the model must learn
     to write in it: every assistant message but the runtime's opening call and those marked
     `"loss": false` (a call the server rejects, shown so the model learns to recover from it)."""
-    from memlora.agent.protocol import render_prompt
+    from memlora.models.chat_format import render_prompt
 
-    messages, tools = row["messages"], row["tools"]
+    messages, tools = row["messages"], row.get("tools") or None
     text = render_prompt(tokenizer, messages, tools, add_generation_prompt=False)
     spans: list[tuple[int, int]] = []
     for index, message in enumerate(messages):
@@ -146,6 +175,20 @@ def shared_prefix_ids(tokenizer: Any, tools: list[dict[str, Any]]) -> list[int]:
     return tokenizer(session_prefix(tokenizer, tools), add_special_tokens=False)["input_ids"]
 
 
+def row_prefix_ids(tokenizer: Any, row: dict[str, Any]) -> list[int]:
+    """The tokens a row shares with every row of its task: its system message and tool block,
+    rendered as the runtime renders and caches them once (for memory sessions exactly
+    `shared_prefix_ids`, the agent's prefix; for records rows the prompt a records engine
+    caches); none without a system message."""
+    from memlora.models.chat_format import render_prompt
+
+    messages = row["messages"]
+    if not messages or messages[0]["role"] != "system":
+        return []
+    text = render_prompt(tokenizer, messages[:1], row.get("tools") or None, add_generation_prompt=False)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
 def tokenize_rows(tokenizer: Any, rows: list[dict[str, Any]], frozen_prefix: bool,
                   prefix: list[int] | None = None) -> tuple[list[dict[str, list[int]]], list[int]]:
     """Tokenized rows, and the shared prefix they were cut after (empty when it stays in each row).
@@ -154,7 +197,7 @@ def tokenize_rows(tokenizer: Any, rows: list[dict[str, Any]], frozen_prefix: boo
     validation rows are checked against the training prefix, the one the trainer prepends.
     """
     if prefix is None:
-        prefix = shared_prefix_ids(tokenizer, rows[0]["tools"]) if rows else []
+        prefix = row_prefix_ids(tokenizer, rows[0]) if rows else []
     cut = len(prefix) if frozen_prefix else 0
     out = []
     for number, row in enumerate(rows, start=1):
@@ -186,11 +229,16 @@ def train_sft(settings: SftSettings) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback
     from trl import SFTConfig
 
-    from memlora.agent.protocol import install_chat_template
-    from memlora.models.loading import choose_dtype, model_family, pick_device, resolve_model
+    from memlora.models.chat_format import install_chat_template
+    from memlora.models.loading import (
+        choose_dtype, hide_checkpointing_alias_warning, model_family, pick_device, resolve_model,
+    )
 
+    hide_checkpointing_alias_warning()
     if settings.threads:
         torch.set_num_threads(settings.threads)
+    if settings.quiet:
+        hush_progress_bars()
     train_path, validation_path = data_files(settings.data)
     check_settings(settings, validates=validation_path is not None)
     out = settings.out
@@ -205,7 +253,7 @@ def train_sft(settings: SftSettings) -> Path:
     install_chat_template(tokenizer, model_family(model))
 
     raw_train = read_rows(train_path, settings.max_train_rows, settings.seed)
-    shared = shared_prefix_ids(tokenizer, raw_train[0]["tools"]) if raw_train else []
+    shared = row_prefix_ids(tokenizer, raw_train[0]) if raw_train else []
     cut = settings.prefix_cache != "off"
     train_rows, prefix = tokenize_rows(tokenizer, raw_train, cut, shared)
     eval_rows = (
@@ -244,20 +292,20 @@ def train_sft(settings: SftSettings) -> Path:
         dataloader_num_workers=0,
         # TRL turns it on by default; it recomputes every forward and would drop the prefix cache
         activation_checkpointing=False,
-        disable_tqdm=False,
+        disable_tqdm=settings.quiet,
     )
-    from memlora.agent.protocol import END_OF_TURN
+    from memlora.models.chat_format import END_OF_TURN
     from memlora.models.token_rows import format_token_ids, trainable_token_targets
 
     end_of_turn = END_OF_TURN[model_family(model)]
-    token_rows = (trainable_token_targets(model, format_token_ids(tokenizer, end_of_turn))
-                  if settings.lora.train_format_tokens else {})
+    token_targets = (trainable_token_targets(model, format_token_ids(tokenizer, end_of_turn))
+                     if settings.lora.train_format_tokens else {})
     peft_config = LoraConfig(
         r=settings.lora.r,
         lora_alpha=settings.lora.alpha,
         lora_dropout=settings.lora.dropout,
         target_modules=settings.lora.modules(),
-        trainable_token_indices=token_rows or None,
+        trainable_token_indices=token_targets or None,
         task_type="CAUSAL_LM",
     )
     callbacks = []
@@ -361,8 +409,8 @@ def finish_from_checkpoint(trainer: Any, checkpoint: Path, peft_config: Any) -> 
 def load_initial_adapter(peft_model: Any, path: Path, config: Any) -> None:
     """Copies a saved adapter's weights into the fresh one, to continue its training.
 
-    The LoRA shapes must match; rows the saved adapter lacks (tool-tag rows it never had)
-    keep their initial values, the base model's rows.
+    The LoRA shapes must match; token vectors the saved adapter lacks (tool tags it never
+    trained) keep their initial values, the base model's vectors.
     """
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
     from safetensors.torch import load_file
@@ -382,26 +430,26 @@ def load_initial_adapter(peft_model: Any, path: Path, config: Any) -> None:
     saved_indices = saved_config.get("trainable_token_indices") or {}
     for key, value in saved.items():
         if "trainable_tokens_delta" in key:  # by token id always: same count can still mean other tokens or order
-            saved[key] = token_rows_by_id(key, value, current[key], saved_indices, run_indices, path)
+            saved[key] = token_vectors_by_id(key, value, current[key], saved_indices, run_indices, path)
     set_peft_model_state_dict(peft_model, {**current, **saved})  # what it lacks keeps its start value
 
 
-def token_rows_by_id(key: str, saved_rows: Any, current_rows: Any, saved_indices: dict[str, list[int]],
-                     run_indices: dict[str, list[int]], path: Path) -> Any:
-    """A saved adapter's trainable token rows, placed at this run's positions for the same token ids.
+def token_vectors_by_id(key: str, saved_vectors: Any, current_vectors: Any, saved_indices: dict[str, list[int]],
+                        run_indices: dict[str, list[int]], path: Path) -> Any:
+    """A saved adapter's trainable token vectors, placed at this run's positions for the same token ids.
 
     An older adapter may train fewer format tokens (the tool tags but not the end of turn), or list
-    them in another order; the rows it has keep what it learnt, the others keep their start value.
+    them in another order; the vectors it has keep what it learnt, the others keep their start value.
     """
     layer = next((name for name in run_indices if f".{name}." in key), None)
     if layer is None or layer not in saved_indices:
-        raise SettingsError(f"--init-adapter {path}: cannot tell which tokens the rows of {key} belong to")
-    merged = current_rows.clone()
-    position = {token: row for row, token in enumerate(run_indices[layer])}
-    for row, token in enumerate(saved_indices[layer]):
+        raise SettingsError(f"--init-adapter {path}: cannot tell which tokens the vectors of {key} belong to")
+    merged = current_vectors.clone()
+    position = {token: index for index, token in enumerate(run_indices[layer])}
+    for index, token in enumerate(saved_indices[layer]):
         if token not in position:
-            raise SettingsError(f"--init-adapter {path}: token {token} has a row there but not in this run")
-        merged[position[token]] = saved_rows[row]
+            raise SettingsError(f"--init-adapter {path}: token {token} has a vector there but not in this run")
+        merged[position[token]] = saved_vectors[index]
     return merged
 
 
@@ -463,11 +511,13 @@ def frozen_prefix_trainer(**kwargs: Any) -> Any:
     import torch.nn.functional as F
     from trl import SFTTrainer
 
+    from memlora.models.kv_cache import cache_of, with_cache
+
     class FrozenPrefixSFTTrainer(SFTTrainer):
         """SFTTrainer whose rows continue one shared prefix held as a KV cache without gradients.
 
-        Every session starts with the same system prompt and tool block (~1,300 tokens), more
-        than the session itself. Its keys and values are computed once per optimizer step, with
+        Every session starts with the same system prompt and tool block, often longer than the
+        session itself (docs/chat-format.md counts its tokens). Its keys and values are computed once per optimizer step, with
         the adapter as it stands (dropout off), and every row of that step attends to them
         without recomputing them. So the adapter applies to every token, prompt included, as in
         PEFT, llama.cpp or vLLM; what remains approximate is that no gradient flows through the
@@ -530,7 +580,7 @@ def frozen_prefix_trainer(**kwargs: Any) -> Any:
                     with torch.no_grad(), contextlib.ExitStack() as stack:
                         if not self.prefix_with_adapter:
                             stack.enter_context(peft_model.disable_adapter())
-                        self._prefix_cache = peft_model(input_ids=ids, use_cache=True).past_key_values
+                        self._prefix_cache = cache_of(peft_model(input_ids=ids, use_cache=True))
                 finally:
                     peft_model.train(training)
                 self._prefix_step = self.state.global_step
@@ -553,7 +603,7 @@ def frozen_prefix_trainer(**kwargs: Any) -> Any:
                     cache.batch_repeat_interleave(batch)
                 prefix_mask = torch.ones(batch, len(self.prefix_ids), dtype=mask.dtype, device=mask.device)
                 mask = torch.cat([prefix_mask, mask], dim=1)
-                extra["past_key_values"] = cache
+                extra.update(with_cache(cache))
             targets = labels[:, 1:]  # position t predicts token t + 1
             keep = (targets != -100).any(dim=0).nonzero().squeeze(1)
             outputs = model(input_ids=input_ids, attention_mask=mask, use_cache=False, logits_to_keep=keep, **extra)
@@ -585,18 +635,18 @@ def frozen_prefix_trainer(**kwargs: Any) -> Any:
             decoding, fed the gold prefix, reproduces every token of it; calls and replies are
             counted apart (`exact_call_accuracy`, `exact_reply_accuracy`)."""
             positions = positions.tolist()
-            for row in range(targets.shape[0]):
+            for sequence in range(targets.shape[0]):
                 run: list[int] = []
                 for slot, position in enumerate(positions + [None]):
-                    labelled = position is not None and int(targets[row, slot]) != -100
+                    labelled = position is not None and int(targets[sequence, slot]) != -100
                     if labelled and (not run or positions[run[-1]] == position - 1):
                         run.append(slot)
                         continue
                     if run:
-                        gold = targets[row, run]
+                        gold = targets[sequence, run]
                         text = self.processing_class.decode(gold.tolist())
                         key = "exact_call_accuracy" if "<tool_call>" in text else "exact_reply_accuracy"
-                        self._metrics["eval"][key].append(float(bool((predicted[row, run] == gold).all())))
+                        self._metrics["eval"][key].append(float(bool((predicted[sequence, run] == gold).all())))
                     run = [slot] if labelled else []
 
     return FrozenPrefixSFTTrainer(**kwargs)
@@ -652,6 +702,7 @@ def write_card(out: Path, *, settings: SftSettings, train_path: Path, **facts: A
     seconds = facts.get("seconds") or 0
     card.update(
         {
+            "task": stats.get("task", "memory-graph"),
             "base_model": settings.model,
             "base_model_sha256": base_model_sha256(settings.model),
             "data": {
@@ -661,9 +712,8 @@ def write_card(out: Path, *, settings: SftSettings, train_path: Path, **facts: A
                 "train_rows": facts["n_train"],
                 "validation_rows": facts["n_eval"],
             },
-            "hyperparameters": {
-                k: v for k, v in asdict(settings).items() if k not in ("data", "out", "resume", "device", "threads")
-            },
+            "hyperparameters": {k: v for k, v in asdict(settings).items() if k not in RUN_SETTINGS},
+            "settings": settings_to_dict(settings),  # every setting: `memlora train sft --config card.json`
             "training": {
                 "optimizer_steps": facts["global_step"],
                 "wall_seconds": round(seconds, 1),
@@ -679,12 +729,27 @@ def write_card(out: Path, *, settings: SftSettings, train_path: Path, **facts: A
     render_card(out, card)
 
 
+TASK_CARDS = {  # the card's title and what the adapter is for, by the data's task (stats.json)
+    "memory-graph": ("memory adapter",
+                     "A LoRA adapter that teaches the base model to keep a knowledge-graph memory through the nine\n"
+                     "memory tools (MCP). Trained with `memlora train sft`; load it with `memlora chat --adapter PATH`."),
+    "records-writing": ("records writing adapter",
+                        "A LoRA adapter that turns one robot observation into one memory record (event, text, tags as\n"
+                        "compact JSON) for `MemoryManager.write`. Trained with `memlora train sft` on `memlora records\n"
+                        "datagen` rows; shipped as adapters/<model>-records-writing/, routed by ADAPTER_MODE."),
+    "records-recall": ("records recall adapter",
+                       "A LoRA adapter that answers a question from numbered memory records, citing them as [1], or\n"
+                       "says `Not in memory.`, for `MemoryManager.recall`. Trained with `memlora train sft` on\n"
+                       "`memlora records datagen` rows; shipped as adapters/<model>-records-recall/, routed by ADAPTER_MODE."),
+}
+
+
 def render_card(out: Path, card: dict[str, Any]) -> None:
+    title, about = TASK_CARDS.get(card.get("task", "memory-graph"), TASK_CARDS["memory-graph"])
     lines = [
-        f"# memlora memory adapter for {card['base_model']}",
+        f"# memlora {title} for {card['base_model']}",
         "",
-        "A LoRA adapter that teaches the base model to keep a knowledge-graph memory through the nine",
-        "memory tools (MCP). Trained with `memlora train sft`; load it with `memlora chat --adapter PATH`.",
+        about,
         "",
         f"- base model: `{card['base_model']}` (GGUF sha256 `{card['base_model_sha256']}`)",
         f"- data: seed {card['data']['seed']}, train rows sha256 `{card['data']['train_rows_sha256']}`,"
