@@ -425,13 +425,13 @@ def grpo_trainer(**kwargs: Any) -> Any:
                             if self.prefix_mode == "base":
                                 stack.enter_context(peft_model.disable_adapter())
                             ids = torch.tensor([self.prefix_ids], device=peft_model.device)
-                            self._caches[key] = cache_of(peft_model(input_ids=ids, use_cache=True))
+                            self._caches[key] = cache_of(peft_model(input_ids=ids, use_cache=True, logits_to_keep=1))
                         else:
                             cache = copy.deepcopy(self._kv(model))
                             start = len(self.prefix_ids)
                             positions = torch.arange(start, start + len(prompt), device=peft_model.device)[None]
                             peft_model(input_ids=torch.tensor([prompt], device=peft_model.device),
-                                       position_ids=positions, **with_cache(cache), use_cache=True)
+                                       position_ids=positions, **with_cache(cache), use_cache=True, logits_to_keep=1)
                             self._caches[key] = cache
                 finally:
                     peft_model.train(training)

@@ -580,7 +580,8 @@ def frozen_prefix_trainer(**kwargs: Any) -> Any:
                     with torch.no_grad(), contextlib.ExitStack() as stack:
                         if not self.prefix_with_adapter:
                             stack.enter_context(peft_model.disable_adapter())
-                        self._prefix_cache = cache_of(peft_model(input_ids=ids, use_cache=True))
+                        # logits_to_keep=1: only the keys and values are wanted, not the head over every prefix token
+                        self._prefix_cache = cache_of(peft_model(input_ids=ids, use_cache=True, logits_to_keep=1))
                 finally:
                     peft_model.train(training)
                 self._prefix_step = self.state.global_step
