@@ -7,6 +7,8 @@ Each subcommand lives beside the code it drives and is imported only when it run
 from __future__ import annotations
 
 import importlib
+import logging
+import sys
 
 import click
 
@@ -52,6 +54,27 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="memlora")
 def main() -> None:
     """Persistent knowledge-graph memory for small local language models."""
+    show_machine_choices()
+
+
+def show_machine_choices() -> None:
+    """What memlora picked for this machine (dtype, threads) goes to stderr; --quiet hides it."""
+    from memlora.settings import MACHINE_LOG
+
+    log = logging.getLogger(MACHINE_LOG)
+    if not any(isinstance(handler, StderrHandler) for handler in log.handlers):
+        handler = StderrHandler()
+        handler.setFormatter(logging.Formatter("memlora: %(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
+    log.setLevel(logging.INFO)
+
+
+class StderrHandler(logging.Handler):
+    """Writes to whatever sys.stderr is when a line comes (a test runner or click may swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sys.stderr.write(self.format(record) + "\n")
 
 
 if __name__ == "__main__":

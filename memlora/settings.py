@@ -152,12 +152,18 @@ def model_options(function: Function) -> Function:
     return function
 
 
+MACHINE_LOG = "memlora.machine"  # what memlora chose for the machine; the CLI prints it on stderr
+
+
 def hush_progress_bars() -> None:
     """--quiet for the libraries that draw their own bars while a model loads (transformers,
-    and huggingface_hub through it)."""
+    and huggingface_hub through it), and for memlora's line on the machine's choices."""
+    import logging as std_logging
+
     from transformers.utils import logging
 
     logging.disable_progress_bar()
+    std_logging.getLogger(MACHINE_LOG).setLevel(std_logging.WARNING)
 
 
 def given(name: str) -> bool:

@@ -291,3 +291,24 @@ def test_records_leave_the_model_to_the_backend_unless_one_is_given(monkeypatch:
                                            "--dtype", "fp32"])
         assert result.exit_code == 1 and "stop here" in result.output
         assert (asked[-1]["model"], asked[-1]["device"], asked[-1]["dtype"]) == (model, "cpu", "fp32")
+
+
+def test_commands_say_what_they_chose_for_the_machine_unless_quiet(capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    from memlora.cli import show_machine_choices
+    from memlora.models.loading import announce_machine, cpu_description
+    from memlora.settings import hush_progress_bars
+
+    show_machine_choices()
+    line = announce_machine(torch.device("cpu"), torch.float32)
+    printed = capsys.readouterr().err
+    assert printed == f"memlora: {line}\n"
+    assert line.startswith(cpu_description()) and "float32 weights" in line
+    assert f"{torch.get_num_threads()} threads" in line
+    hush_progress_bars()  # what --quiet does
+    announce_machine(torch.device("cpu"), torch.bfloat16, "training")
+    assert capsys.readouterr().err == ""
+    show_machine_choices()  # the next command starts loud again
+    announce_machine(torch.device("cpu"), torch.bfloat16, "training")
+    assert "bfloat16 training" in capsys.readouterr().err

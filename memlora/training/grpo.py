@@ -519,7 +519,7 @@ def train_grpo(settings: GrpoSettings) -> Path:
     from memlora.evaluation.episodes import load_episodes
     from memlora.models.chat_format import END_OF_TURN, install_chat_template
     from memlora.models.loading import (
-        LoadedModel, choose_dtype, hide_checkpointing_alias_warning, model_family, pick_device, resolve_model,
+        LoadedModel, announce_machine, choose_dtype, hide_checkpointing_alias_warning, model_family, pick_device, resolve_model,
     )
     from memlora.models.token_rows import install_fast_token_vectors
     from memlora.training.rewards import trl_reward_functions
@@ -551,6 +551,7 @@ def train_grpo(settings: GrpoSettings) -> Path:
 
     device = pick_device(settings.device)
     dtype = choose_dtype(device, settings.dtype)
+    announce_machine(device, dtype, "training")
     model_path = resolve_model(settings.model)
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
     base = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=dtype).to(device)

@@ -231,7 +231,7 @@ def train_sft(settings: SftSettings) -> Path:
 
     from memlora.models.chat_format import install_chat_template
     from memlora.models.loading import (
-        choose_dtype, hide_checkpointing_alias_warning, model_family, pick_device, resolve_model,
+        announce_machine, choose_dtype, hide_checkpointing_alias_warning, model_family, pick_device, resolve_model,
     )
 
     hide_checkpointing_alias_warning()
@@ -249,6 +249,7 @@ def train_sft(settings: SftSettings) -> Path:
     model_path = resolve_model(settings.model)
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
     dtype = choose_dtype(device, settings.dtype)
+    announce_machine(device, dtype, "training")
     model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=dtype).to(device)
     install_chat_template(tokenizer, model_family(model))
 
