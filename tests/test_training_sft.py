@@ -342,8 +342,15 @@ def test_rows_are_checked_against_a_given_prefix(tiny: Any) -> None:
         tokenize_rows(tiny.tokenizer, [odd], frozen_prefix=True, prefix=prefix)
 
 
-def test_format_token_rows_are_trained_saved_and_carried_on_by_init_adapter(tmp_path: Path) -> None:
+def test_format_token_rows_are_trained_saved_and_carried_on_by_init_adapter(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from safetensors.torch import load_file
+
+    from memlora.models import token_rows
+
+    installed: list[int] = []
+    real_install = token_rows.install_fast_token_vectors
+    monkeypatch.setattr(token_rows, "install_fast_token_vectors", lambda model: installed.append(real_install(model)))
 
     untied = tiny_model("qwen", seed=3, tie_embeddings=False)  # like the converted bundled Qwen
     model_dir = tmp_path / "tiny-model"
@@ -355,6 +362,7 @@ def test_format_token_rows_are_trained_saved_and_carried_on_by_init_adapter(tmp_
     first = train_sft(SftSettings(data=data, out=tmp_path / "first", model=str(model_dir),
                                   lora=LoraSettings(r=4, alpha=8), max_steps=2, grad_accum=2,
                                   learning_rate=1e-2, device="cpu"))
+    assert installed == [2]  # trained through memlora's token vectors, in the embedding and the head
     config = json.loads((first / "adapter_config.json").read_text())
     assert config["trainable_token_indices"] == {"embed_tokens": tags, "lm_head": tags}
     saved = load_file(str(first / "adapter_model.safetensors"))

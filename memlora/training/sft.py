@@ -296,7 +296,7 @@ def train_sft(settings: SftSettings) -> Path:
         disable_tqdm=settings.quiet,
     )
     from memlora.models.chat_format import END_OF_TURN
-    from memlora.models.token_rows import format_token_ids, trainable_token_targets
+    from memlora.models.token_rows import format_token_ids, install_fast_token_vectors, trainable_token_targets
 
     end_of_turn = END_OF_TURN[model_family(model)]
     token_targets = (trainable_token_targets(model, format_token_ids(tokenizer, end_of_turn))
@@ -324,6 +324,9 @@ def train_sft(settings: SftSettings) -> Path:
         prefix_ids=prefix,
         prefix_with_adapter=settings.prefix_cache == "adapted",
     )
+    # PEFT would copy the whole embedding and output head per forward to swap in the format-token
+    # vectors (and take a gradient for all of the head); this sets only those vectors, same result
+    install_fast_token_vectors(trainer.model)
     if settings.init_adapter and resume_from is None:  # a checkpoint already holds what training made of it
         load_initial_adapter(trainer.model, settings.init_adapter, peft_config)
 
