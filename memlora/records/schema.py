@@ -23,6 +23,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from memlora.store.tools import json_type
+
 SCHEMA_VERSION = 1
 SCHEMA_FILE = Path(__file__).with_name("record.schema.json")
 
@@ -283,7 +285,7 @@ def _problem(error: dict[str, Any]) -> str:
         shown = shown[:57] + "..."
     wanted = _TYPE_WORDS.get(kind)
     if wanted:
-        return f"must be {wanted}, got {_json_type(given)} {shown}"
+        return f"must be {wanted}, got {json_type(given)} {shown}"
     return f"{error['msg'][0].lower()}{error['msg'][1:]}, got {shown}"
 
 
@@ -298,22 +300,6 @@ _TYPE_WORDS = {
     "model_type": "an object",
     "model_attributes_type": "an object",
 }
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "list"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
 
 
 def problems_of(error: ValidationError) -> list[tuple[str, str]]:

@@ -169,13 +169,13 @@ def _invalid(error: ErrorDetails) -> InvalidInputError:
         # An object member that is absent or null; a null inside an array is a wrong type.
         reason = "is required"
     elif error["type"] in _EXPECTED:
-        reason = f"must be {_EXPECTED[error['type']]}, got {_json_type(value)}"
+        reason = f"must be {_EXPECTED[error['type']]}, got {json_type(value)}"
     else:
         reason = error["msg"][:1].lower() + error["msg"][1:]
     return InvalidInputError(field or "arguments", reason)
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
     """The JSON name of `value`'s type, as a client would call it."""
     if value is None:
         return "null"
