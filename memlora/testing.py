@@ -139,3 +139,34 @@ or (message.role == 'assistant' and not message.tool_calls) %}
 {%- endfor %}
 {%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}
 """
+
+
+def save_tiny_model_with_adapters(root: Any, seed: int, adapter_folders: dict[str, str],
+                                  adapter_seed: int) -> dict[str, Any]:
+    """A tiny untied base model saved in root/tiny and one LoRA adapter per name, each saved in
+    root/<folder> with large random weights (so each adapter visibly changes the output).
+
+    Returns {"base": path, name: path, ...}. Adapter i's weights are seeded with adapter_seed + i.
+    """
+    from pathlib import Path
+
+    from peft import LoraConfig, get_peft_model
+
+    root = Path(root)
+    tiny = tiny_model("qwen", seed=seed, tie_embeddings=False)
+    tiny.model.save_pretrained(root / "tiny")
+    tiny.tokenizer.save_pretrained(root / "tiny")
+    paths: dict[str, Any] = {"base": root / "tiny"}
+    for index, (name, folder) in enumerate(adapter_folders.items()):
+        config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
+                            task_type="CAUSAL_LM")
+        base = tiny_model("qwen", seed=seed, tie_embeddings=False).model  # seeds torch itself
+        torch.manual_seed(adapter_seed + index)  # so seed the adapter's weights after it
+        peft_model = get_peft_model(base, config)
+        with torch.no_grad():
+            for parameter_name, parameter in peft_model.named_parameters():
+                if "lora_B" in parameter_name:
+                    parameter.normal_(0, 0.5)
+        peft_model.save_pretrained(root / folder)
+        paths[name] = root / folder
+    return paths

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from memlora.models.loading import adapter_name, choose_adapter, load_model
-from memlora.testing import tiny_model
+from memlora.testing import save_tiny_model_with_adapters
 from memlora.models.routed import RoutedModel
 from memlora.records.chat import LocalChatModel
 from memlora.records.manager import MemoryManager
@@ -25,27 +25,9 @@ ROLES = ("writing", "recall", "memory")
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny base model folder and three adapters with large random weights, named as shipped ones."""
-    from peft import LoraConfig, get_peft_model
-
     root = tmp_path_factory.mktemp("routing")
-    tiny = tiny_model("qwen", seed=5, tie_embeddings=False)
-    tiny.model.save_pretrained(root / "tiny")
-    tiny.tokenizer.save_pretrained(root / "tiny")
-    paths = {"base": root / "tiny"}
-    for index, role in enumerate(ROLES):
-        folder = root / "adapters" / f"tiny-{ROLE_FOLDERS[role]}"
-        config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
-                            task_type="CAUSAL_LM")
-        base = tiny_model("qwen", seed=5, tie_embeddings=False).model  # seeds torch itself
-        torch.manual_seed(100 + index)  # so seed the adapter's weights after it
-        peft_model = get_peft_model(base, config)
-        with torch.no_grad():
-            for name, parameter in peft_model.named_parameters():
-                if "lora_B" in name:
-                    parameter.normal_(0, 0.5)
-        peft_model.save_pretrained(folder)
-        paths[role] = folder
-    return paths
+    folders = {role: f"adapters/tiny-{ROLE_FOLDERS[role]}" for role in ROLES}
+    return save_tiny_model_with_adapters(root, seed=5, adapter_folders=folders, adapter_seed=100)
 
 
 def _load(*args: Any, **kwargs: Any) -> Any:

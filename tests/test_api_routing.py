@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-import torch
 
 pytest.importorskip("openai")
 pytest.importorskip("fastapi")
@@ -17,7 +16,7 @@ pytest.importorskip("uvicorn")
 from memlora.api.app import SERVED_HEADER, ApiSettings, build_app  # noqa: E402
 from memlora.api.commands import auto_roles, default_adapters  # noqa: E402
 from memlora.models.loading import adapter_name, load_model  # noqa: E402
-from memlora.testing import tiny_model  # noqa: E402
+from memlora.testing import save_tiny_model_with_adapters  # noqa: E402
 from memlora.models.routed import merge_into_base, speed_up  # noqa: E402
 from memlora.records.answer import ANSWER_SYSTEM_PROMPT  # noqa: E402
 from memlora.records.writer import WRITE_SYSTEM_PROMPT  # noqa: E402
@@ -32,26 +31,9 @@ PLAIN = [{"role": "user", "content": "Hello"}]
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from peft import LoraConfig, get_peft_model
-
     root = tmp_path_factory.mktemp("api-routing")
-    tiny = tiny_model("qwen", seed=6, tie_embeddings=False)
-    tiny.model.save_pretrained(root / "tiny")
-    tiny.tokenizer.save_pretrained(root / "tiny")
-    paths = {"base": root / "tiny"}
-    for index, (role, suffix) in enumerate(SUFFIXES.items()):
-        config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
-                            task_type="CAUSAL_LM")
-        base = tiny_model("qwen", seed=6, tie_embeddings=False).model  # seeds torch itself
-        torch.manual_seed(200 + index)  # so seed the adapter's weights after it
-        peft_model = get_peft_model(base, config)
-        with torch.no_grad():
-            for name, parameter in peft_model.named_parameters():
-                if "lora_B" in name:
-                    parameter.normal_(0, 0.5)
-        peft_model.save_pretrained(root / f"tiny-{suffix}")
-        paths[role] = root / f"tiny-{suffix}"
-    return paths
+    folders = {role: f"tiny-{suffix}" for role, suffix in SUFFIXES.items()}
+    return save_tiny_model_with_adapters(root, seed=6, adapter_folders=folders, adapter_seed=200)
 
 
 def _paths(folders: dict[str, Path]) -> list[str]:
