@@ -47,6 +47,6 @@ train() {  # train TASK OUTPUT EVAL_EVERY
 train writing "$WRITING" 25
 train recall "$RECALL" 8
 
-run memlora records eval --data "$DATA" --out "$OUT/eval" --model "$MODEL" --writing-adapter "$WRITING" \
+OMP_NUM_THREADS=$THREADS run memlora records eval --data "$DATA" --out "$OUT/eval" --model "$MODEL" --writing-adapter "$WRITING" \
   --recall-adapter "$RECALL"
 echo "report: $OUT/eval/report.md (tables for docs/benchmarks.md), $OUT/eval/report.json" >&2
