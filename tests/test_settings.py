@@ -305,7 +305,16 @@ def test_commands_say_what_they_chose_for_the_machine_unless_quiet(capsys: pytes
     printed = capsys.readouterr().err
     assert printed == f"memlora: {line}\n"
     assert line.startswith(cpu_description()) and "float32 weights" in line
-    assert f"{torch.get_num_threads()} threads" in line
+    assert line.endswith(f", {torch.get_num_threads()} thread" + ("s" if torch.get_num_threads() > 1 else ""))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert announce_machine(torch.device("cpu"), torch.float32).endswith(", 1 thread")
+        torch.set_num_threads(2)
+        assert announce_machine(torch.device("cpu"), torch.float32).endswith(", 2 threads")
+    finally:
+        torch.set_num_threads(before)
+    capsys.readouterr()
     hush_progress_bars()  # what --quiet does
     announce_machine(torch.device("cpu"), torch.bfloat16, "training")
     assert capsys.readouterr().err == ""

@@ -228,7 +228,8 @@ def announce_machine(device: torch.device, dtype: torch.dtype, job: str = "weigh
     """Says once per load what memlora chose for this machine: the CPU (or GPU), the dtype and
     the threads, so that a slow run on an AVX2 laptop is explained by the line above it."""
     where = cpu_description() if device.type == "cpu" else str(device)
-    threads = f", {torch.get_num_threads()} threads" if device.type == "cpu" else ""
+    count = torch.get_num_threads()
+    threads = f", {count} thread{'s' if count != 1 else ''}" if device.type == "cpu" else ""
     line = f"{where}: {str(dtype).removeprefix('torch.')} {job}{threads}"
     logging.getLogger(MACHINE_LOG).info(line)
     return line
