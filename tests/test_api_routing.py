@@ -62,7 +62,10 @@ def test_auto_roles_and_default_adapters_from_folder_names(folders: dict[str, Pa
     assert auto_roles("tiny", _paths(folders)) == {"writing": "records-writing", "recall": "records-recall",
                                                    "memory": "memory"}
     assert auto_roles("tiny", [str(folders["base"])]) == {}
-    assert [Path(p).name for p in default_adapters("qwen2.5-coder-0.5b", "auto")] == ["qwen2.5-coder-0.5b-memory"]
+    assert [Path(p).name for p in default_adapters("qwen2.5-coder-0.5b", "auto")] == [
+        "qwen2.5-coder-0.5b-memory", "qwen2.5-coder-0.5b-records-recall", "qwen2.5-coder-0.5b-records-writing"]
+    assert [Path(p).name for p in default_adapters("qwen2.5-coder-0.5b", "writing")] == [
+        "qwen2.5-coder-0.5b-records-writing"]
     assert default_adapters("qwen2.5-coder-0.5b", "none") == []
 
 

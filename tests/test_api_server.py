@@ -467,8 +467,9 @@ def test_eval_scores_an_endpoint_through_the_same_agent_loop(server: RunningServ
 
 @pytest.mark.slow
 def test_memlora_api_command_serves_the_bundled_model_and_its_adapter(tmp_path: Path) -> None:
-    """`memlora api` as a user starts it: the bundled model, the shipped adapter as `+memory`, and `+auto`
-    (which routes each request to its task's adapter)."""
+    """`memlora api` as a user starts it: the bundled model, each shipped adapter under its own id
+    (`+memory`, `+records-recall`, `+records-writing`) and `+auto`, which routes each request to its
+    task's adapter."""
     import os
     import subprocess
     import sys
@@ -489,9 +490,8 @@ def test_memlora_api_command_serves_the_bundled_model_and_its_adapter(tmp_path: 
             except openai.APIConnectionError:
                 assert process.poll() is None, process.stderr.read()
                 time.sleep(1)
-        assert ids == ["qwen2.5-coder-0.5b", "qwen2.5-coder-0.5b:remember", "qwen2.5-coder-0.5b+memory",
-                       "qwen2.5-coder-0.5b+memory:remember", "qwen2.5-coder-0.5b+auto",  # +auto: each task its adapter
-                       "qwen2.5-coder-0.5b+auto:remember"]
+        served = ["", "+memory", "+records-recall", "+records-writing", "+auto"]  # +auto: each task its adapter
+        assert ids == [f"qwen2.5-coder-0.5b{suffix}{mode}" for suffix in served for mode in ("", ":remember")]
         reply = client.chat.completions.create(model="qwen2.5-coder-0.5b+memory:remember", user="dana", max_tokens=160,
                                                messages=[{"role": "user", "content": "Hi, I'm Dana Reyes."}])
         assert reply.choices[0].message.content

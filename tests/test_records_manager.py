@@ -234,6 +234,25 @@ def test_recall_within_an_explicit_set_of_missions(manager) -> None:
 
 
 @pytest.mark.slow
+def test_the_bundled_model_writes_and_answers_with_the_shipped_records_adapters_by_default(minilm, tmp_path) -> None:
+    """A MemoryManager on `LocalChatModel()` (nothing named) routes writes to the shipped writing
+    adapter and answers to the shipped recall adapter, and the records say so."""
+    from memlora.routing import shipped_adapter
+
+    model = LocalChatModel()
+    for role in ("writing", "recall"):
+        assert shipped_adapter("qwen2.5-coder-0.5b", role), f"adapters/qwen2.5-coder-0.5b-records-{role}/ is shipped"
+        assert model.adapter_for(role) and f"records_{role}" in model.adapter_for(role).replace("-", "_")
+    manager = MemoryManager(RecordStore(":memory:", minilm), model, trace=tmp_path / "t.jsonl", mission="m-1")
+    result = manager.write("um so I just saw a red ball under the kitchen table, lol", pose=(1.0, 2.0, 0.5))
+    assert result.stored and result.record.source.startswith("adapter:") and "writing" in result.record.source
+    assert "ball" in result.record.text.lower() and result.record.pose.x == 1.0
+    answer = manager.recall("where did we see the red ball?")
+    assert answer.trace["answered_by"].startswith("adapter:") and "recall" in answer.trace["answered_by"]
+    assert "[1]" in answer.answer, answer.answer
+
+
+@pytest.mark.slow
 def test_the_bundled_base_model_writes_and_answers_with_a_strict_prompt(minilm, tmp_path) -> None:
     model = LocalChatModel(adapter="none")  # the real bundled Qwen2.5-Coder-0.5B, no adapter
     manager = MemoryManager(RecordStore(":memory:", minilm), model, trace=tmp_path / "t.jsonl", mission="m-1")
