@@ -77,6 +77,25 @@ def stats(records: list[dict[str, Any]]) -> dict[str, Any]:
             "generated_tokens_per_turn": round(sum(s["completion_tokens"] for s in steps) / len(turns), 1)}
 
 
+def batching(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """How full the engine's batches were, recovered from the step records: the rows of one
+    batch share its wall seconds and prefill seconds. A batch decodes until its longest row
+    stops, so its rows that stop early leave it narrower while other episodes' steps wait."""
+    batches: dict[tuple[float, float], list[int]] = {}
+    for record in records:
+        for turn in [t for s in record["sessions"] for t in s["turns"]] + [p["turn"] for p in record["probes"]]:
+            for step in turn.get("steps", []):
+                batches.setdefault((step["seconds"], step.get("prefill_seconds", 0.0)), []).append(
+                    step["completion_tokens"])
+    rows = sum(len(b) for b in batches.values())
+    decode_steps = sum(max(b) for b in batches.values())
+    seconds = sum(key[0] for key in batches)
+    prefill = sum(key[1] for key in batches)
+    return {"batches": len(batches), "rows_per_batch": round(rows / max(1, len(batches)), 2),
+            "active_rows_per_decode_step": round(sum(map(sum, batches.values())) / max(1, decode_steps), 2),
+            "prefill_share_of_batch_seconds": round(prefill / seconds, 3) if seconds else None}
+
+
 def behaviour(records: list[dict[str, Any]]) -> list[Any]:
     """What scoring sees: every step's raw output and every reply, in order."""
     out = []
@@ -107,7 +126,7 @@ def main() -> None:
     for pair in range(args.pairs):
         for name in names:
             seconds, records = play(loaded, adapter, episodes, name, args.concurrency, args.max_new_tokens)
-            runs[name].append({"seconds": round(seconds, 1), **stats(records)})
+            runs[name].append({"seconds": round(seconds, 1), **stats(records), **batching(records)})
             outputs.setdefault(name, behaviour(records))
             print(pair, name, json.dumps(runs[name][-1]), flush=True)
     first = names[0]
