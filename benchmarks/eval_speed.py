@@ -67,8 +67,13 @@ def play(loaded: Any, adapter: str | None, episodes: list[Any], variant: str, co
     return seconds, [r.to_dict() for r in records]
 
 
+def turns_of(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """An episode record's turns: its sessions' turns in order, then its probes' turns."""
+    return [t for s in record["sessions"] for t in s["turns"]] + [p["turn"] for p in record["probes"]]
+
+
 def stats(records: list[dict[str, Any]]) -> dict[str, Any]:
-    turns = [t for r in records for s in r["sessions"] for t in s["turns"]] + [p["turn"] for r in records for p in r["probes"]]
+    turns = [turn for record in records for turn in turns_of(record)]
     steps = [step for turn in turns for step in turn.get("steps", [])]
     prompt = sum(s["prompt_tokens"] for s in steps)
     cached = sum(s.get("cached_prompt_tokens", 0) for s in steps)
@@ -83,7 +88,7 @@ def batching(records: list[dict[str, Any]]) -> dict[str, Any]:
     stops, so its rows that stop early leave it narrower while other episodes' steps wait."""
     batches: dict[tuple[float, float], list[int]] = {}
     for record in records:
-        for turn in [t for s in record["sessions"] for t in s["turns"]] + [p["turn"] for p in record["probes"]]:
+        for turn in turns_of(record):
             for step in turn.get("steps", []):
                 batches.setdefault((step["seconds"], step.get("prefill_seconds", 0.0)), []).append(
                     step["completion_tokens"])
@@ -100,7 +105,7 @@ def behaviour(records: list[dict[str, Any]]) -> list[Any]:
     """What scoring sees: every step's raw output and every reply, in order."""
     out = []
     for record in sorted(records, key=lambda r: r["id"]):
-        for turn in [t for s in record["sessions"] for t in s["turns"]] + [p["turn"] for p in record["probes"]]:
+        for turn in turns_of(record):
             out.append((record["id"], [step["raw"] for step in turn["steps"]], turn["reply"]))
     return out
 
