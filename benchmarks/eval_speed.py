@@ -7,8 +7,10 @@ depend on how busy the machine is; seconds do, so variants run alternately, `--p
 
 Variants:
 - `keep-every-step`: the conversation cache before 2026-12-07, which kept every step of every
-  conversation; at high concurrency the entries crowded each other out.
-- `latest-step`: a conversation's newer entry replaces the entries it extends.
+  conversation; at high concurrency the entries crowded each other out. Static batches.
+- `latest-step`: a conversation's newer entry replaces the entries it extends. Static batches:
+  the requests queued when a batch starts decode together until the last of them stops.
+- `continuous`: the latest-step cache, and requests join the running batch at the next step.
 
     python benchmarks/eval_speed.py runs/data/test.episodes.jsonl --limit 8 --concurrency 16 \\
         --out runs/eval-speed.json
@@ -47,13 +49,18 @@ class KeepEveryStep(ConversationCache):
             self.tokens -= len(dropped.tokens)
 
 
-VARIANTS = {"keep-every-step": KeepEveryStep, "latest-step": ConversationCache}
+VARIANTS: dict[str, tuple[type[ConversationCache], bool]] = {  # cache policy, continuous batching
+    "keep-every-step": (KeepEveryStep, False),
+    "latest-step": (ConversationCache, False),
+    "continuous": (ConversationCache, True),
+}
 
 
 def play(loaded: Any, adapter: str | None, episodes: list[Any], variant: str, concurrency: int,
-         max_new_tokens: int) -> tuple[float, list[dict[str, Any]]]:
+         max_new_tokens: int) -> tuple[float, list[dict[str, Any]], dict[str, Any]]:
     engine = build_engine(loaded, max_batch=concurrency)
-    engine.conversations = VARIANTS[variant](engine.conversations.budget_tokens)
+    cache_policy, engine.continuous = VARIANTS[variant]
+    engine.conversations = cache_policy(engine.conversations.budget_tokens)
     player = AgentPlayer(engine, adapter=adapter_name(adapter) if adapter else None,
                          params=SamplingParams(max_new_tokens=max_new_tokens))
     with tempfile.TemporaryDirectory() as out:
@@ -64,7 +71,7 @@ def play(loaded: Any, adapter: str | None, episodes: list[Any], variant: str, co
         records = asyncio.run(run_episodes(episodes, player, Path(out), config, concurrency=concurrency,
                                            progress=False))
         seconds = time.perf_counter() - started
-    return seconds, [r.to_dict() for r in records]
+    return seconds, [r.to_dict() for r in records], batching(engine)
 
 
 def turns_of(record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -82,23 +89,11 @@ def stats(records: list[dict[str, Any]]) -> dict[str, Any]:
             "generated_tokens_per_turn": round(sum(s["completion_tokens"] for s in steps) / len(turns), 1)}
 
 
-def batching(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """How full the engine's batches were, recovered from the step records: the rows of one
-    batch share its wall seconds and prefill seconds. A batch decodes until its longest row
-    stops, so its rows that stop early leave it narrower while other episodes' steps wait."""
-    batches: dict[tuple[float, float], list[int]] = {}
-    for record in records:
-        for turn in turns_of(record):
-            for step in turn.get("steps", []):
-                batches.setdefault((step["seconds"], step.get("prefill_seconds", 0.0)), []).append(
-                    step["completion_tokens"])
-    rows = sum(len(b) for b in batches.values())
-    decode_steps = sum(max(b) for b in batches.values())
-    seconds = sum(key[0] for key in batches)
-    prefill = sum(key[1] for key in batches)
-    return {"batches": len(batches), "rows_per_batch": round(rows / max(1, len(batches)), 2),
-            "active_rows_per_decode_step": round(sum(map(sum, batches.values())) / max(1, decode_steps), 2),
-            "prefill_share_of_batch_seconds": round(prefill / seconds, 3) if seconds else None}
+def batching(engine: Any) -> dict[str, Any]:
+    """How full the batches were: rows per decode forward (a lone row decoded with lookup
+    drafts is not counted, its forwards check several tokens)."""
+    return {"decode_forwards": engine.decode_forwards,
+            "rows_per_decode_forward": round(engine.decoded_rows / max(1, engine.decode_forwards), 2)}
 
 
 def behaviour(records: list[dict[str, Any]]) -> list[Any]:
@@ -130,8 +125,8 @@ def main() -> None:
     outputs: dict[str, list[Any]] = {}
     for pair in range(args.pairs):
         for name in names:
-            seconds, records = play(loaded, adapter, episodes, name, args.concurrency, args.max_new_tokens)
-            runs[name].append({"seconds": round(seconds, 1), **stats(records), **batching(records)})
+            seconds, records, batches = play(loaded, adapter, episodes, name, args.concurrency, args.max_new_tokens)
+            runs[name].append({"seconds": round(seconds, 1), **stats(records), **batches})
             outputs.setdefault(name, behaviour(records))
             print(pair, name, json.dumps(runs[name][-1]), flush=True)
     first = names[0]

@@ -200,3 +200,128 @@ def test_closing_the_engine_stops_the_batch_being_decoded(setup, batched: bool) 
         engine.generate_many(chosen, SamplingParams(max_new_tokens=200, ignore_stop=True),
                              listeners=[close_after_two] + [None] * (len(chosen) - 1))
     assert len(heard) < 200
+
+
+def test_requests_that_arrive_while_a_batch_decodes_join_it(setup) -> None:
+    """Continuous batching: rows that arrive mid-batch join at the next step, longer and shorter
+    than the rows already there, and every row gives the tokens of the batch-at-once path."""
+    loaded, prompts, prefix = setup
+    engine = GenerationEngine(loaded, prefix=prefix, lookahead=0)
+    long_params = SamplingParams(max_new_tokens=120, ignore_stop=True)
+    short_params = SamplingParams(max_new_tokens=12)
+    static = GenerationEngine(loaded, prefix=prefix, continuous=False)
+    expected_first = static.generate_many([prompts[2]], long_params)[0].token_ids
+    expected_late = [r.token_ids for r in static.generate_many(prompts[:2], short_params)]
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        heard: list[int] = []
+        third_token = asyncio.Event()
+
+        def listen(tokens: list[int]) -> None:  # on the worker thread
+            heard.extend(tokens)
+            if len(heard) >= 3:
+                loop.call_soon_threadsafe(third_token.set)
+
+        first = asyncio.create_task(engine.generate(prompts[2], long_params, on_tokens=listen))
+        await third_token.wait()
+        late = await asyncio.gather(*(engine.generate(p, short_params) for p in prompts[:2]))
+        heard_then = len(heard)
+        return await first, late, heard_then
+
+    first, late, heard_when_late_done = asyncio.run(main())
+    assert first.token_ids == expected_first
+    assert [r.token_ids for r in late] == expected_late
+    assert heard_when_late_done < 120  # the late rows finished while the first was still decoding
+    assert all(r.batch_size == 3 for r in late)  # they joined the first row's batch
+    assert first.batch_size == 1
+
+
+def test_a_running_batch_drops_the_slots_only_padding_uses(setup) -> None:
+    """When the longest row leaves, the slots left of every remaining row's tokens go."""
+    from memlora.agent.engine import _RunningBatch
+
+    loaded, prompts, prefix = setup
+    engine = GenerationEngine(loaded, prefix=prefix, lookahead=0)
+    ids = [engine.encode(p) for p in prompts]
+    finished: list = []
+    with torch.inference_mode():
+        running = _RunningBatch(engine, "base")
+        long_row = max(range(3), key=lambda i: len(ids[i]))
+        rows = [engine._prepare_row(ids[i], SamplingParams(max_new_tokens=2 if i == long_row else 8), None, "base",
+                                    finished.append) for i in range(3)]
+        running.join(rows)
+        assert running.mask.shape[1] == len(ids[long_row]) - 1
+        running.take(running.forward())
+        running.take(running.forward())  # the long row reaches its limit and leaves
+        assert len(finished) == 1 and len(running.rows) == 2
+        longest_left = max(len(ids[i]) for i in range(3) if i != long_row)
+        assert running.mask.shape[1] == longest_left + 1  # prompt and one fed token, no pad column
+        assert bool(running.mask[:, 0].any())
+        assert all(layer.length == running.mask.shape[1] for layer in running.cache.layers)
+        while running.rows:
+            running.take(running.forward())
+    static = engine.generate_many(prompts, [SamplingParams(max_new_tokens=2 if i == long_row else 8) for i in range(3)])
+    assert sorted(c.token_ids for c in finished) == sorted(r.token_ids for r in static)
+
+
+def test_a_request_for_another_adapter_waits_for_the_batch_and_is_served(tmp_path) -> None:
+    """Rows of one batch share an adapter; the other adapter's request runs once the batch drains,
+    and the batch stops taking in new rows meanwhile."""
+    from memlora.models.loading import load_model
+    from memlora.testing import save_tiny_model_with_adapters
+
+    paths = save_tiny_model_with_adapters(tmp_path, seed=3, adapter_folders={"left": "left", "right": "right"}, adapter_seed=11)
+    loaded = load_model(str(paths["base"]), adapters={"left": paths["left"], "right": paths["right"]}, device="cpu", dtype="fp32")
+    tools = model_tools()
+    opening = session_opening({"entities": [], "relations": []})
+    users = ["I'm Bob.", "My sister Mia lives in Lisbon.", "Hi"]
+    prompts = [render_prompt(loaded.tokenizer, opening + [{"role": "user", "content": u}], tools) for u in users]
+    engine = GenerationEngine(loaded, prefix=session_prefix(loaded.tokenizer, tools), lookahead=0)
+    static = GenerationEngine(loaded, prefix=session_prefix(loaded.tokenizer, tools), continuous=False)
+    params = SamplingParams(max_new_tokens=10, ignore_stop=True)
+    long_params = SamplingParams(max_new_tokens=150, ignore_stop=True)  # decoding while the others arrive
+    expected = {(name, i): static.generate_many([p], long_params if i == 0 else params, adapter=name)[0].token_ids
+                for name in ("left", "right") for i, p in enumerate(prompts)}
+    assert expected[("left", 0)] != expected[("right", 0)]
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        started = asyncio.Event()
+        first = [asyncio.create_task(engine.generate(prompts[0], long_params, adapter="left",
+                                                     on_tokens=lambda _: loop.call_soon_threadsafe(started.set)))]
+        await started.wait()
+        other = asyncio.create_task(engine.generate(prompts[1], params, adapter="right"))
+        await asyncio.sleep(0)
+        same = asyncio.create_task(engine.generate(prompts[2], params, adapter="left"))
+        return await asyncio.gather(*first, other, same)
+
+    a0, b1, a2 = asyncio.run(main())
+    assert a0.token_ids == expected[("left", 0)]
+    assert b1.token_ids == expected[("right", 1)]
+    assert a2.token_ids == expected[("left", 2)]
+    assert a2.batch_size == 1  # it did not join a0's batch while b1 waited
+
+
+def test_closing_the_engine_fails_every_row_of_a_continuous_batch(setup) -> None:
+    from memlora.agent.engine import GenerationCancelled
+
+    loaded, prompts, prefix = setup
+    engine = GenerationEngine(loaded, prefix=prefix, lookahead=0)
+    params = SamplingParams(max_new_tokens=200, ignore_stop=True)
+
+    async def main():
+        heard: list[int] = []
+
+        def close_after_two(tokens: list[int]) -> None:
+            heard.extend(tokens)
+            if len(heard) >= 2:
+                engine.close()
+
+        requests = [engine.generate(prompts[0], params, on_tokens=close_after_two)]
+        requests += [engine.generate(p, params) for p in prompts[1:]]
+        return await asyncio.gather(*requests, return_exceptions=True), len(heard)
+
+    results, heard = asyncio.run(main())
+    assert all(isinstance(r, GenerationCancelled) for r in results)
+    assert heard < 200

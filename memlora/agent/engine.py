@@ -7,12 +7,19 @@ together from asyncio tasks are decoded as one batch of sequences, one per reque
 tails after the shared prefix are left-padded *between* the prefix and the tail
 ([prefix][pad..][tail]) with explicit position ids, so the cached prefix stays valid for every
 sequence. Sequences leave the batch as soon as they stop, so the batch shrinks instead of idling.
+
+The asyncio front end batches continuously: a request that arrives while a batch is decoding
+joins it at the next step (its prompt run alone, its KV right-aligned beside the others'), so
+an agent's next step does not wait for the longest row of the batch it missed. transformers'
+own continuous batching (`generate_batch`) manages a paged cache of its own, which the
+conversation and prefix caches here could not feed, hence this loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +29,7 @@ from typing import Any, Callable
 import torch
 
 from memlora.models.chat_format import stop_token_ids
-from memlora.models.cpu_inference import growing_cache
+from memlora.models.cpu_inference import GrowingKVLayer, growing_cache
 from memlora.models.kv_cache import cache_of, with_cache
 from memlora.models.loading import BASE_ADAPTER, LoadedModel
 
@@ -205,12 +212,153 @@ def load_sequences(cache: Any, sequences: list[tuple[list[tuple[torch.Tensor, to
         layer.load(keys, values, width)
 
 
+@dataclass
+class _Row:
+    """A sequence in the running batch: the token its next forward reads (None until the
+    logits of the batch's prefill are chosen from) and that token's position id."""
+
+    sequence: _Sequence
+    feed: int | None
+    position: int
+    cached_prompt_tokens: int
+    started: float
+    prefill_seconds: float
+    batch_size: int  # rows in the batch when this one joined
+    deliver: Callable[[Completion | BaseException], None]
+
+
+@dataclass
+class _Request:
+    ids: list[int]
+    params: SamplingParams
+    adapter: str
+    future: asyncio.Future[Completion]
+    listener: TokenListener | None
+
+
+class _RunningBatch:
+    """The rows decoding together: a KV cache with one row each, right-aligned in the same slots.
+
+    Between forwards rows leave (finished: their KV is kept for the conversation's next step)
+    and join (their prompt already run, all but its last token, which becomes their first feed).
+    Slots where every row is padding are dropped when rows leave, so the attention does not
+    keep reading the pads of a long row that is gone.
+    """
+
+    def __init__(self, engine: "GenerationEngine", adapter: str, cache: Any = None,
+                 mask: torch.Tensor | None = None, rows: list[_Row] | None = None):
+        self.engine = engine
+        self.adapter = adapter
+        self.cache = cache if cache is not None else growing_cache(engine.model)
+        self.rows: list[_Row] = rows or []
+        self.mask = mask if mask is not None else torch.zeros((0, 0), dtype=torch.long, device=engine.device)
+
+    def forward(self) -> torch.Tensor:
+        """One decode step of every row; the next-token logits, a row each."""
+        engine = self.engine
+        engine._check_open()
+        ones = self.mask.new_ones((len(self.rows), 1))
+        self.mask = torch.cat([self.mask, ones], dim=1)
+        ids = torch.tensor([[row.feed] for row in self.rows], device=engine.device)
+        positions = torch.tensor([[row.position] for row in self.rows], device=engine.device)
+        out = engine.model(input_ids=ids, attention_mask=self.mask, position_ids=positions,
+                           **with_cache(self.cache), use_cache=True, logits_to_keep=1)
+        self.cache = cache_of(out)
+        engine.decode_forwards += 1
+        engine.decoded_rows += len(self.rows)
+        return out.logits[:, -1, :]
+
+    def take(self, logits: torch.Tensor) -> None:
+        """Chooses each row's next token; rows that stop or reach their limit leave the batch."""
+        chosen = self.engine._choose(logits, [row.sequence for row in self.rows]).tolist()
+        keep: list[int] = []
+        for slot, (row, token) in enumerate(zip(self.rows, chosen)):
+            sequence = row.sequence
+            if token in self.engine.stop_ids and not sequence.params.ignore_stop:
+                sequence.finish_reason, sequence.stop_token = "stop", token
+                continue
+            sequence.output.append(token)
+            sequence.emit([token])
+            if len(sequence.output) >= sequence.params.max_new_tokens:
+                continue
+            row.feed, row.position = token, row.position + 1
+            keep.append(slot)
+        if len(keep) == len(self.rows):
+            return
+        kept = set(keep)
+        leaving = [slot for slot in range(len(self.rows)) if slot not in kept]
+        self.engine._save_finished(self.cache, self.mask, list(range(len(self.rows))), keep,
+                                   [row.sequence for row in self.rows], self.adapter)
+        for slot in leaving:
+            self.rows[slot].deliver(self.engine._completion(self.rows[slot]))
+        self.rows = [self.rows[slot] for slot in keep]
+        if not keep:
+            self.cache, self.mask = growing_cache(self.engine.model), self.mask[:0, :0]
+            return
+        select = torch.tensor(keep, device=self.mask.device)
+        mask = self.mask[select]
+        first = int(mask.any(0).nonzero()[0])  # slots before it are padding in every row left
+        for layer in self.cache.layers:
+            keys, values = layer.key_buffer[select, :, first:], layer.value_buffer[select, :, first:]
+            layer.load(keys, values, layer.length - first)
+        self.mask = mask[:, first:]
+
+    def join(self, rows: list[tuple[_Row, SavedKV | None, int]]) -> None:
+        """Adds rows whose KV covers the first `length` tokens of their prompt, all but the token
+        they feed next; every row is right-aligned in the widened slots."""
+        if not rows:
+            return
+        old_rows, old_width = len(self.rows), self.mask.shape[1]
+        width = max([old_width] + [length for _, _, length in rows])
+        total = old_rows + len(rows)
+        mask = self.mask.new_zeros((total, width))
+        mask[:old_rows, width - old_width :] = self.mask
+        for offset, (_, _, length) in enumerate(rows):
+            mask[old_rows + offset, width - length :] = 1
+        if width:
+            spare = GrowingKVLayer.reserve
+            for index, layer in enumerate(self.cache.layers):
+                sample = layer.keys if old_rows else next(saved.layers[index][0] for _, saved, length in rows
+                                                         if saved is not None and length)
+                shape = (total, sample.shape[1], width + spare, sample.shape[3])
+                keys, values = sample.new_zeros(shape), sample.new_zeros(shape)
+                if old_rows:
+                    keys[:old_rows, :, width - old_width : width] = layer.keys
+                    values[:old_rows, :, width - old_width : width] = layer.values
+                for offset, (_, saved, length) in enumerate(rows):
+                    if saved is not None and length:
+                        keys[old_rows + offset, :, width - length : width] = saved.layers[index][0][0, :, :length]
+                        values[old_rows + offset, :, width - length : width] = saved.layers[index][1][0, :, :length]
+                layer.load(keys, values, width)
+        self.mask = mask
+        for row, _, _ in rows:
+            row.batch_size = total
+        self.rows += [row for row, _, _ in rows]
+
+
+def _settle(future: asyncio.Future[Completion], result: Completion | BaseException) -> None:
+    """Hands a result or failure to a caller still waiting (one that gave up is left alone)."""
+    if future.done():
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
+
+
+def _deliver_to(future: asyncio.Future[Completion], loop: asyncio.AbstractEventLoop
+                ) -> Callable[[Completion | BaseException], None]:
+    """A row's result hand-over from the worker thread to the caller's event loop."""
+    return lambda result: loop.call_soon_threadsafe(_settle, future, result)
+
+
 class GenerationEngine:
     """Decodes prompts in batches; `generate` is the asyncio entry point, `generate_many` the sync one."""
 
     def __init__(self, loaded: LoadedModel, prefix: str | None = None, max_batch: int = 32,
                  use_prefix_cache: bool = True, conversation_cache_tokens: int | None = None, lookahead: int = 3,
-                 draft_corpus: str | None = None, prefill_sequences_alone: bool | None = None):
+                 draft_corpus: str | None = None, prefill_sequences_alone: bool | None = None,
+                 continuous: bool = True):
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
@@ -233,8 +381,11 @@ class GenerationEngine:
         self.lookahead = lookahead  # draft tokens checked per step for a lone greedy sequence; 0: off
         self.draft_corpus: list[int] = self.encode(draft_corpus) if draft_corpus else []
         self.drafted_tokens = self.accepted_tokens = 0
-        self._pending: list[tuple[list[int], SamplingParams, str, asyncio.Future[Completion],
-                                  TokenListener | None]] = []
+        # what the batches did: decode forwards, the rows they carried, seconds running prompts
+        self.decode_forwards = self.decoded_rows = 0
+        self.continuous = continuous
+        self._pending: list[_Request] = []
+        self._pending_lock = threading.Lock()
         self._worker: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memlora-generate")
         self._closed = False
@@ -251,13 +402,14 @@ class GenerationEngine:
 
     async def generate(self, prompt: str | list[int], params: SamplingParams | None = None,
                        adapter: str | None = None, on_tokens: TokenListener | None = None) -> Completion:
-        """Queues one prompt; it is decoded together with whatever else is queued meanwhile.
+        """Queues one prompt; it is decoded together with whatever else is queued or decoding.
 
         `on_tokens` hears the output tokens as they are chosen (for streaming); it runs on the
         engine's worker thread, so it must only hand them over (loop.call_soon_threadsafe)."""
         ids = self.encode(prompt) if isinstance(prompt, str) else list(prompt)
         future: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
-        self._pending.append((ids, params or SamplingParams(), adapter or BASE_ADAPTER, future, on_tokens))
+        with self._pending_lock:
+            self._pending.append(_Request(ids, params or SamplingParams(), adapter or BASE_ADAPTER, future, on_tokens))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._serve())
         return await future
@@ -268,23 +420,76 @@ class GenerationEngine:
             # let every task that is about to submit do so before the batch closes
             for _ in range(3):
                 await asyncio.sleep(0)
-            adapter = self._pending[0][2]
-            batch = [item for item in self._pending if item[2] == adapter][: self.max_batch]
-            for item in batch:
-                self._pending.remove(item)
+            adapter = self._pending[0].adapter
+            if self.continuous and not self._wants_lookup(adapter):
+                await loop.run_in_executor(self._executor, self._serve_continuously, adapter, loop)
+                continue
+            batch = self._take_pending(adapter, self.max_batch)
             try:
                 results = await loop.run_in_executor(
-                    self._executor, self.generate_many, [b[0] for b in batch], [b[1] for b in batch], adapter,
-                    [b[4] for b in batch],
+                    self._executor, self.generate_many, [r.ids for r in batch], [r.params for r in batch],
+                    adapter, [r.listener for r in batch],
                 )
             except Exception as error:  # hand the failure to every waiting caller
-                for item in batch:
-                    if not item[3].done():
-                        item[3].set_exception(error)
+                for request in batch:
+                    _settle(request.future, error)
                 continue
-            for item, result in zip(batch, results):
-                if not item[3].done():
-                    item[3].set_result(result)
+            for request, result in zip(batch, results):
+                _settle(request.future, result)
+
+    def _take_pending(self, adapter: str, room: int) -> list[_Request]:
+        """Up to `room` queued requests for `adapter`, oldest first, taken off the queue."""
+        with self._pending_lock:
+            taken = [request for request in self._pending if request.adapter == adapter][:room]
+            for request in taken:
+                self._pending.remove(request)
+        return taken
+
+    def _wants_lookup(self, adapter: str) -> bool:
+        """A lone greedy request decodes faster with lookup drafts than in a batch of one."""
+        waiting = [request for request in self._pending if request.adapter == adapter]
+        return bool(self.lookahead) and len(waiting) == 1 and waiting[0].params.temperature <= 0
+
+    def _serve_continuously(self, adapter: str, loop: asyncio.AbstractEventLoop) -> None:
+        """Decodes `adapter`'s requests on the worker thread, taking in new ones between steps,
+        until none is decoding or queued. A queued request for another adapter stops the intake,
+        so that one waits for this batch to drain, not for the queue to run dry."""
+        running = _RunningBatch(self, adapter)
+        joining: list[_Request] = []
+        first = True
+        try:
+            with self.loaded.adapter(adapter), torch.inference_mode():
+                while True:
+                    with self._pending_lock:
+                        other_waiting = any(request.adapter != adapter for request in self._pending)
+                    if first or not other_waiting:
+                        joining = self._take_pending(adapter, self.max_batch - len(running.rows))
+                        running.join([self._prepare_row(request.ids, request.params, request.listener, adapter,
+                                                        _deliver_to(request.future, loop)) for request in joining])
+                        joining, first = [], False
+                    if not running.rows:
+                        return
+                    running.take(running.forward())
+        except BaseException as error:  # every caller in the batch hears the failure
+            for row in running.rows:
+                row.deliver(error)
+            for request in joining:
+                loop.call_soon_threadsafe(_settle, request.future, error)
+            if not isinstance(error, Exception):
+                raise
+
+    def _prepare_row(self, prompt: list[int], params: SamplingParams, listener: TokenListener | None, adapter: str,
+                     deliver: Callable[[Completion | BaseException], None]) -> tuple[_Row, SavedKV | None, int]:
+        """Runs a prompt, all but its last token, on top of the longest cached KV: a row ready
+        to join a running batch, with that KV and its length."""
+        started = time.perf_counter()
+        sequence = self._sequence(prompt, params, listener)
+        saved, length = self._reusable(prompt, adapter)
+        cached = length
+        if len(prompt) - length > 1:
+            saved, length = self._extend(saved, length, prompt)
+        row = _Row(sequence, prompt[-1], len(prompt) - 1, cached, started, time.perf_counter() - started, 0, deliver)
+        return row, saved, length
 
     # --- synchronous core -----------------------------------------------------------------
 
@@ -333,17 +538,20 @@ class GenerationEngine:
             best, length = self._prefix_kv(adapter), len(prefix)
         return best, length
 
+    def _sequence(self, prompt: list[int], params: SamplingParams, listener: TokenListener | None) -> _Sequence:
+        sequence = _Sequence(prompt, params, listener=listener)
+        if params.temperature > 0:
+            sequence.generator = torch.Generator(device=self.device)
+            sequence.generator.manual_seed(params.seed if params.seed is not None else torch.seed())
+        return sequence
+
     def _decode(self, prompts: list[list[int]], params: list[SamplingParams], adapter: str,
                 listeners: list[TokenListener | None] | None = None) -> list[Completion]:
+        """Decodes a fixed set of prompts as one batch, all started together."""
         started = time.perf_counter()
         batch = len(prompts)
-        sequences = [_Sequence(p, sp, listener=listener)
+        sequences = [self._sequence(p, sp, listener)
                      for p, sp, listener in zip(prompts, params, listeners or [None] * batch)]
-        for sequence in sequences:
-            if sequence.params.temperature > 0:
-                sequence.generator = torch.Generator(device=self.device)
-                seed = sequence.params.seed
-                sequence.generator.manual_seed(seed if seed is not None else torch.seed())
 
         # Layout per sequence: [pad.. | reused KV][pad.. | prompt tail]; positions count real tokens only.
         reused = [self._reusable(p, adapter) for p in prompts]
@@ -374,63 +582,40 @@ class GenerationEngine:
                          **with_cache(cache), use_cache=True, logits_to_keep=1)
         cache, logits = cache_of(out), out.logits[:, -1, :]
         prefill_seconds = time.perf_counter() - started
-        last_position = positions[:, -1]
-        active = list(range(batch))  # indices into sequences of the sequences still decoding
-        steps = 0
-        max_steps = max(p.max_new_tokens for p in params)
-        if batch == 1 and self.lookahead and params[0].temperature <= 0:
-            self._decode_with_lookup(sequences[0], cache, mask, logits, int(last_position[0]), adapter)
-            active = []
-        while active:
-            self._check_open()
-            next_tokens = self._choose(logits, [sequences[i] for i in active])
-            steps += 1
-            keep: list[int] = []
-            chosen = next_tokens.tolist()  # one device-to-host copy per step, not one per sequence
-            for slot, index in enumerate(active):
-                token = chosen[slot]
-                sequence = sequences[index]
-                if token in self.stop_ids and not sequence.params.ignore_stop:
-                    sequence.finish_reason, sequence.stop_token = "stop", token
-                    continue
-                sequence.output.append(token)
-                sequence.emit([token])
-                if len(sequence.output) >= sequence.params.max_new_tokens:
-                    continue
-                keep.append(slot)
-            if not keep or steps >= max_steps:
-                keep = []
-            self._save_finished(cache, mask, active, keep, sequences, adapter)
-            if not keep:
-                break
-            if len(keep) < len(active):  # drop finished sequences from the batch and its cache
-                select = torch.tensor(keep, device=self.device)
-                cache.batch_select_indices(select)
-                mask, last_position, next_tokens = mask[select], last_position[select], next_tokens[select]
-                active = [active[slot] for slot in keep]
-            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
-            last_position = last_position + 1
-            out = self.model(input_ids=next_tokens[:, None], attention_mask=mask,
-                             position_ids=last_position[:, None], **with_cache(cache), use_cache=True,
-                             logits_to_keep=1)
-            cache, logits = cache_of(out), out.logits[:, -1, :]
+        results: dict[int, Completion] = {}
 
-        seconds = time.perf_counter() - started
-        return [
-            Completion(
-                text=self.tokenizer.decode(sequence.output, skip_special_tokens=False),
-                token_ids=sequence.output,
-                prompt_tokens=len(sequence.prompt_ids),
-                cached_prompt_tokens=reused_tokens,
-                completion_tokens=len(sequence.output) + (1 if sequence.finish_reason == "stop" else 0),
-                finish_reason=sequence.finish_reason,
-                seconds=seconds,
-                batch_size=batch,
-                prefill_seconds=prefill_seconds,
-                stop_token=sequence.stop_token,
-            )
-            for sequence, reused_tokens in zip(sequences, from_cache)
-        ]
+        def keeper(index: int) -> Callable[[Completion | BaseException], None]:
+            def deliver(result: Completion | BaseException) -> None:
+                if isinstance(result, BaseException):
+                    raise result
+                results[index] = result
+            return deliver
+
+        rows = [_Row(sequence, None, int(positions[i, -1]), from_cache[i], started, prefill_seconds, batch, keeper(i))
+                for i, sequence in enumerate(sequences)]
+        if batch == 1 and self.lookahead and params[0].temperature <= 0:
+            self._decode_with_lookup(sequences[0], cache, mask, logits, rows[0].position, adapter)
+            return [self._completion(rows[0])]
+        running = _RunningBatch(self, adapter, cache, mask, rows)
+        running.take(logits)
+        while running.rows:
+            running.take(running.forward())
+        return [results[i] for i in range(batch)]
+
+    def _completion(self, row: _Row) -> Completion:
+        sequence = row.sequence
+        return Completion(
+            text=self.tokenizer.decode(sequence.output, skip_special_tokens=False),
+            token_ids=sequence.output,
+            prompt_tokens=len(sequence.prompt_ids),
+            cached_prompt_tokens=row.cached_prompt_tokens,
+            completion_tokens=len(sequence.output) + (1 if sequence.finish_reason == "stop" else 0),
+            finish_reason=sequence.finish_reason,
+            seconds=time.perf_counter() - row.started,
+            batch_size=row.batch_size,
+            prefill_seconds=row.prefill_seconds,
+            stop_token=sequence.stop_token,
+        )
 
     def _extend(self, saved: SavedKV | None, length: int, prompt: list[int]) -> tuple[SavedKV, int]:
         """The KV of all of `prompt` but its last token, computed on top of `saved[:length]`."""
