@@ -238,30 +238,29 @@ def test_requests_that_arrive_while_a_batch_decodes_join_it(setup) -> None:
 
 
 def test_a_running_batch_drops_the_slots_only_padding_uses(setup) -> None:
-    """When the longest row leaves, the slots left of every remaining row's tokens go."""
+    """When a much longer row leaves, the slots left of every remaining row's tokens go; rows
+    that leave are replaced by the last row, and every row still decodes as it would alone."""
     from memlora.agent.engine import _RunningBatch
 
     loaded, prompts, prefix = setup
     engine = GenerationEngine(loaded, prefix=prefix, lookahead=0)
-    ids = [engine.encode(p) for p in prompts]
+    texts = [prompts[0], prompts[1] + " and then some more" * 80, prompts[2]]
+    ids = [engine.encode(t) for t in texts]
+    assert len(ids[1]) - max(len(ids[0]), len(ids[2])) >= 256
+    params = [SamplingParams(max_new_tokens=2 if i == 1 else 8, ignore_stop=True) for i in range(3)]
     finished: list = []
     with torch.inference_mode():
         running = _RunningBatch(engine, "base")
-        long_row = max(range(3), key=lambda i: len(ids[i]))
-        rows = [engine._prepare_row(ids[i], SamplingParams(max_new_tokens=2 if i == long_row else 8), None, "base",
-                                    finished.append) for i in range(3)]
-        running.join(rows)
-        assert running.mask.shape[1] == len(ids[long_row]) - 1
+        running.join([engine._prepare_row(ids[i], params[i], None, "base", finished.append) for i in range(3)])
+        assert running.width == len(ids[1]) - 1
         running.take(running.forward())
-        running.take(running.forward())  # the long row reaches its limit and leaves
-        assert len(finished) == 1 and len(running.rows) == 2
-        longest_left = max(len(ids[i]) for i in range(3) if i != long_row)
-        assert running.mask.shape[1] == longest_left + 1  # prompt and one fed token, no pad column
-        assert bool(running.mask[:, 0].any())
-        assert all(layer.length == running.mask.shape[1] for layer in running.cache.layers)
+        running.take(running.forward())  # the long middle row reaches its limit and leaves
+        assert len(finished) == 1 and [row.sequence.prompt_ids for row in running.rows] == [ids[0], ids[2]]
+        assert running.width == max(len(ids[0]), len(ids[2])) + 1  # prompt and one fed token, no pad column
+        assert all(layer.length == running.width for layer in running.cache.layers)
         while running.rows:
             running.take(running.forward())
-    static = engine.generate_many(prompts, [SamplingParams(max_new_tokens=2 if i == long_row else 8) for i in range(3)])
+    static = GenerationEngine(loaded, prefix=prefix, continuous=False).generate_many(texts, params)
     assert sorted(c.token_ids for c in finished) == sorted(r.token_ids for r in static)
 
 

@@ -237,12 +237,17 @@ class _Request:
 
 
 class _RunningBatch:
-    """The rows decoding together: a KV cache with one row each, right-aligned in the same slots.
+    """The rows decoding together: one KV cache whose rows end at the same slot (right-aligned).
 
+    Each layer's keys and values live in a pool buffer (rows x slots) larger than the batch; the
+    cache's layers see its first `len(rows)` rows and `width` slots. A row that leaves is
+    replaced by the last row (one row copied), a row that joins is written into the next free
+    row, so a membership change copies one row's KV, not the batch's. Only a joining row longer
+    than the batch's width moves every row (to the right), and only a long run of slots that
+    are padding in every row left moves them back. Slots left of a row's tokens are masked and
+    hold finite leftovers (zeros or an earlier row's keys): masked slots get exactly zero weight.
     Between forwards rows leave (finished: their KV is kept for the conversation's next step)
     and join (their prompt already run, all but its last token, which becomes their first feed).
-    Slots where every row is padding are dropped when rows leave, so the attention does not
-    keep reading the pads of a long row that is gone.
     """
 
     def __init__(self, engine: "GenerationEngine", adapter: str, cache: Any = None,
@@ -252,18 +257,68 @@ class _RunningBatch:
         self.cache = cache if cache is not None else growing_cache(engine.model)
         self.rows: list[_Row] = rows or []
         self.mask = mask if mask is not None else torch.zeros((0, 0), dtype=torch.long, device=engine.device)
+        # per layer: (keys, values) pools; a prefilled cache's own buffers are the first pools
+        self.pools: list[tuple[torch.Tensor, torch.Tensor]] = (
+            [(layer.key_buffer, layer.value_buffer) for layer in self.cache.layers] if self.rows else [])
+
+    @property
+    def width(self) -> int:
+        return self.mask.shape[1]
+
+    def _bind(self) -> None:
+        """Points the cache's layers at the pools' live rows and slots."""
+        for layer, (keys, values) in zip(self.cache.layers, self.pools):
+            layer.load(keys[: len(self.rows)], values[: len(self.rows)], self.width)
+
+    def _reserve(self, rows: int, slots: int, like: list[torch.Tensor]) -> None:
+        """Makes the pools hold at least `rows` rows of `slots` slots (`like`: a key tensor per
+        layer, for shape and dtype when there are no pools yet)."""
+        if self.pools and rows <= self.pools[0][0].shape[0] and slots <= self.pools[0][0].shape[2]:
+            return
+        live, width = len(self.rows), self.width
+        capacity_rows = max(rows, min(self.engine.max_batch, 2 * live), 1)
+        capacity_slots = slots + GrowingKVLayer.reserve
+        pools = []
+        for index, sample in enumerate(like):
+            shape = (capacity_rows, sample.shape[1], capacity_slots, sample.shape[3])
+            keys, values = sample.new_zeros(shape), sample.new_zeros(shape)
+            if self.pools and live:
+                keys[:live, :, :width] = self.pools[index][0][:live, :, :width]
+                values[:live, :, :width] = self.pools[index][1][:live, :, :width]
+            pools.append((keys, values))
+        self.pools = pools
+
+    def _shift(self, by: int) -> None:
+        """Moves every row's slots `by` to the right (or left, when negative), resizing the mask."""
+        live, width = len(self.rows), self.width
+        new_width = width + by
+        self._reserve(live, new_width + 1, [keys for keys, _ in self.pools])
+        for keys, values in self.pools:
+            for pool in (keys, values):
+                if by > 0:
+                    pool[:live, :, by:new_width] = pool[:live, :, :width].clone()
+                else:
+                    pool[:live, :, :new_width] = pool[:live, :, -by:width].clone()
+        if by > 0:
+            self.mask = torch.cat([self.mask.new_zeros((live, by)), self.mask], dim=1)
+        else:
+            self.mask = self.mask[:, -by:]
 
     def forward(self) -> torch.Tensor:
         """One decode step of every row; the next-token logits, a row each."""
         engine = self.engine
         engine._check_open()
-        ones = self.mask.new_ones((len(self.rows), 1))
-        self.mask = torch.cat([self.mask, ones], dim=1)
+        if self.pools:
+            self._reserve(len(self.rows), self.width + 1, [keys for keys, _ in self.pools])
+            self._bind()
+        self.mask = torch.cat([self.mask, self.mask.new_ones((len(self.rows), 1))], dim=1)
         ids = torch.tensor([[row.feed] for row in self.rows], device=engine.device)
         positions = torch.tensor([[row.position] for row in self.rows], device=engine.device)
         out = engine.model(input_ids=ids, attention_mask=self.mask, position_ids=positions,
                            **with_cache(self.cache), use_cache=True, logits_to_keep=1)
         self.cache = cache_of(out)
+        if not self.pools:  # the first forward of rows with no cached tokens made the buffers
+            self.pools = [(layer.key_buffer, layer.value_buffer) for layer in self.cache.layers]
         engine.decode_forwards += 1
         engine.decoded_rows += len(self.rows)
         return out.logits[:, -1, :]
@@ -271,69 +326,74 @@ class _RunningBatch:
     def take(self, logits: torch.Tensor) -> None:
         """Chooses each row's next token; rows that stop or reach their limit leave the batch."""
         chosen = self.engine._choose(logits, [row.sequence for row in self.rows]).tolist()
-        keep: list[int] = []
+        leaving: list[int] = []
         for slot, (row, token) in enumerate(zip(self.rows, chosen)):
             sequence = row.sequence
             if token in self.engine.stop_ids and not sequence.params.ignore_stop:
                 sequence.finish_reason, sequence.stop_token = "stop", token
-                continue
-            sequence.output.append(token)
-            sequence.emit([token])
-            if len(sequence.output) >= sequence.params.max_new_tokens:
-                continue
-            row.feed, row.position = token, row.position + 1
-            keep.append(slot)
-        if len(keep) == len(self.rows):
+            else:
+                sequence.output.append(token)
+                sequence.emit([token])
+                if len(sequence.output) < sequence.params.max_new_tokens:
+                    row.feed, row.position = token, row.position + 1
+                    continue
+            leaving.append(slot)
+        if not leaving:
             return
-        kept = set(keep)
-        leaving = [slot for slot in range(len(self.rows)) if slot not in kept]
+        keep = [slot for slot in range(len(self.rows)) if slot not in set(leaving)]
         self.engine._save_finished(self.cache, self.mask, list(range(len(self.rows))), keep,
                                    [row.sequence for row in self.rows], self.adapter)
         for slot in leaving:
             self.rows[slot].deliver(self.engine._completion(self.rows[slot]))
-        self.rows = [self.rows[slot] for slot in keep]
-        if not keep:
-            self.cache, self.mask = growing_cache(self.engine.model), self.mask[:0, :0]
+        for slot in reversed(leaving):  # fill each hole with the last row
+            last = len(self.rows) - 1
+            if slot != last:
+                for keys, values in self.pools:
+                    keys[slot, :, : self.width] = keys[last, :, : self.width]
+                    values[slot, :, : self.width] = values[last, :, : self.width]
+                self.mask[slot] = self.mask[last]
+                self.rows[slot] = self.rows[last]
+            self.rows.pop()
+            self.mask = self.mask[: len(self.rows)]
+        if not self.rows:
+            self.cache, self.pools, self.mask = growing_cache(self.engine.model), [], self.mask[:0, :0]
             return
-        select = torch.tensor(keep, device=self.mask.device)
-        mask = self.mask[select]
-        first = int(mask.any(0).nonzero()[0])  # slots before it are padding in every row left
-        for layer in self.cache.layers:
-            keys, values = layer.key_buffer[select, :, first:], layer.value_buffer[select, :, first:]
-            layer.load(keys, values, layer.length - first)
-        self.mask = mask[:, first:]
+        unused = int(self.mask.any(0).nonzero()[0])  # slots that are padding in every row left
+        if unused >= max(256, self.width // 8):
+            self._shift(-unused)
+        self._bind()
 
     def join(self, rows: list[tuple[_Row, SavedKV | None, int]]) -> None:
         """Adds rows whose KV covers the first `length` tokens of their prompt, all but the token
-        they feed next; every row is right-aligned in the widened slots."""
+        they feed next, right-aligned with the others."""
         if not rows:
             return
-        old_rows, old_width = len(self.rows), self.mask.shape[1]
-        width = max([old_width] + [length for _, _, length in rows])
-        total = old_rows + len(rows)
-        mask = self.mask.new_zeros((total, width))
-        mask[:old_rows, width - old_width :] = self.mask
-        for offset, (_, _, length) in enumerate(rows):
-            mask[old_rows + offset, width - length :] = 1
-        if width:
-            spare = GrowingKVLayer.reserve
-            for index, layer in enumerate(self.cache.layers):
-                sample = layer.keys if old_rows else next(saved.layers[index][0] for _, saved, length in rows
-                                                         if saved is not None and length)
-                shape = (total, sample.shape[1], width + spare, sample.shape[3])
-                keys, values = sample.new_zeros(shape), sample.new_zeros(shape)
-                if old_rows:
-                    keys[:old_rows, :, width - old_width : width] = layer.keys
-                    values[:old_rows, :, width - old_width : width] = layer.values
-                for offset, (_, saved, length) in enumerate(rows):
-                    if saved is not None and length:
-                        keys[old_rows + offset, :, width - length : width] = saved.layers[index][0][0, :, :length]
-                        values[old_rows + offset, :, width - length : width] = saved.layers[index][1][0, :, :length]
-                layer.load(keys, values, width)
-        self.mask = mask
-        for row, _, _ in rows:
+        longest = max(length for _, _, length in rows)
+        like = [keys for keys, _ in self.pools] or next(
+            ([pair[0] for pair in saved.layers] for _, saved, length in rows if saved is not None and length), [])
+        if not like:  # nothing cached anywhere yet: the first forward makes the buffers
+            self.mask = torch.cat([self.mask, self.mask.new_zeros((len(rows), self.width))])
+            self.rows += [row for row, _, _ in rows]
+            return
+        if longest > self.width:
+            if self.pools:
+                self._shift(longest - self.width)
+            else:
+                self.mask = self.mask.new_zeros((len(self.rows), longest))
+        total = len(self.rows) + len(rows)
+        self._reserve(total, self.width + 1, like)
+        width, first = self.width, len(self.rows)
+        mask = self.mask.new_zeros((len(rows), width))
+        for offset, (row, saved, length) in enumerate(rows):
+            if saved is not None and length:
+                for index, (keys, values) in enumerate(self.pools):
+                    keys[first + offset, :, width - length : width] = saved.layers[index][0][0, :, :length]
+                    values[first + offset, :, width - length : width] = saved.layers[index][1][0, :, :length]
+            mask[offset, width - length :] = 1
             row.batch_size = total
+        self.mask = torch.cat([self.mask, mask])
         self.rows += [row for row, _, _ in rows]
+        self._bind()
 
 
 def _settle(future: asyncio.Future[Completion], result: Completion | BaseException) -> None:
