@@ -207,7 +207,7 @@ def test_requests_that_arrive_while_a_batch_decodes_join_it(setup) -> None:
     than the rows already there, and every row gives the tokens of the batch-at-once path."""
     loaded, prompts, prefix = setup
     engine = GenerationEngine(loaded, prefix=prefix, lookahead=0)
-    long_params = SamplingParams(max_new_tokens=120, ignore_stop=True)
+    long_params = SamplingParams(max_new_tokens=300, ignore_stop=True)  # past the pools' spare slots
     short_params = SamplingParams(max_new_tokens=12)
     static = GenerationEngine(loaded, prefix=prefix, continuous=False)
     expected_first = static.generate_many([prompts[2]], long_params)[0].token_ids
@@ -232,8 +232,8 @@ def test_requests_that_arrive_while_a_batch_decodes_join_it(setup) -> None:
     first, late, heard_when_late_done = asyncio.run(main())
     assert first.token_ids == expected_first
     assert [r.token_ids for r in late] == expected_late
-    assert heard_when_late_done < 120  # the late rows finished while the first was still decoding
-    assert all(r.batch_size == 3 for r in late)  # they joined the first row's batch
+    assert heard_when_late_done < 300  # the late rows finished while the first was still decoding
+    assert all(r.batch_size >= 2 for r in late)  # they joined the first row's batch (together or one by one)
     assert first.batch_size == 1
 
 
