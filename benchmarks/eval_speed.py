@@ -31,6 +31,7 @@ import memlora.models  # noqa: F401 - OpenMP settings before torch does work
 from memlora.agent.engine import ConversationCache, SamplingParams, SavedKV
 from memlora.agent.loop import build_engine
 from memlora.evaluation.episodes import load_episodes
+from memlora.evaluation.metrics import score_run
 from memlora.evaluation.runner import AgentPlayer, RunConfig, run_episodes
 from memlora.models.loading import adapter_name, choose_adapter, cpu_description, load_model
 
@@ -57,7 +58,7 @@ VARIANTS: dict[str, tuple[type[ConversationCache], bool]] = {  # cache policy, c
 
 
 def play(loaded: Any, adapter: str | None, episodes: list[Any], variant: str, concurrency: int,
-         max_new_tokens: int) -> tuple[float, list[dict[str, Any]], dict[str, Any]]:
+         max_new_tokens: int) -> tuple[float, list[Any], dict[str, Any]]:
     engine = build_engine(loaded, max_batch=concurrency)
     cache_policy, engine.continuous = VARIANTS[variant]
     engine.conversations = cache_policy(engine.conversations.budget_tokens)
@@ -71,7 +72,7 @@ def play(loaded: Any, adapter: str | None, episodes: list[Any], variant: str, co
         records = asyncio.run(run_episodes(episodes, player, Path(out), config, concurrency=concurrency,
                                            progress=False))
         seconds = time.perf_counter() - started
-    return seconds, [r.to_dict() for r in records], batching(engine)
+    return seconds, records, batching(engine)
 
 
 def turns_of(record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -94,6 +95,14 @@ def batching(engine: Any) -> dict[str, Any]:
     drafts is not counted, its forwards check several tokens)."""
     return {"decode_forwards": engine.decode_forwards,
             "rows_per_decode_forward": round(engine.decoded_rows / max(1, engine.decode_forwards), 2)}
+
+
+def scores(episodes: list[Any], records: list[Any], max_new_tokens: int) -> dict[str, Any]:
+    """The headline scores of a variant's run, each with its count, by the evaluator's own rules."""
+    _, summary = score_run(episodes, {r.id: r for r in records}, max_new_tokens=max_new_tokens)
+    calls = summary["format_validity"]["calls"]
+    return {"calls_valid": calls.get("all"), "graph_f1": summary["graph"]["f1"],
+            "probes": summary["probes"]["accuracy"]}
 
 
 def behaviour(records: list[dict[str, Any]]) -> list[Any]:
@@ -125,9 +134,15 @@ def main() -> None:
     outputs: dict[str, list[Any]] = {}
     for pair in range(args.pairs):
         for name in names:
-            seconds, records, batches = play(loaded, adapter, episodes, name, args.concurrency, args.max_new_tokens)
-            runs[name].append({"seconds": round(seconds, 1), **stats(records), **batches})
-            outputs.setdefault(name, behaviour(records))
+            seconds, played, batches = play(loaded, adapter, episodes, name, args.concurrency, args.max_new_tokens)
+            records = [r.to_dict() for r in played]
+            runs[name].append({"seconds": round(seconds, 1), **stats(records), **batches,
+                               "scores": scores(episodes, played, args.max_new_tokens)})
+            if name not in outputs:  # keep the first pair's records, to look at turns that differ
+                outputs[name] = behaviour(records)
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                with open(args.out.with_suffix(f".{name}.jsonl"), "w") as kept:
+                    kept.writelines(json.dumps(r) + "\n" for r in records)
             print(pair, name, json.dumps(runs[name][-1]), flush=True)
     first = names[0]
     result = {
@@ -137,6 +152,8 @@ def main() -> None:
         "identical_to_" + first: {name: sum(a == b for a, b in zip(outputs[first], outputs[name]))
                                   for name in names},
         "turns": len(outputs[first]),
+        "first_differences": {name: [(a[0], index) for index, (a, b) in enumerate(zip(outputs[first], outputs[name]))
+                                     if a != b][:10] for name in names[1:]},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
