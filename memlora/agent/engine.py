@@ -441,7 +441,7 @@ class GenerationEngine:
         self.lookahead = lookahead  # draft tokens checked per step for a lone greedy sequence; 0: off
         self.draft_corpus: list[int] = self.encode(draft_corpus) if draft_corpus else []
         self.drafted_tokens = self.accepted_tokens = 0
-        # what the batches did: decode forwards, the rows they carried, seconds running prompts
+        # what the batches did: decode forwards and the rows they carried (drafting lone rows not counted)
         self.decode_forwards = self.decoded_rows = 0
         self.continuous = continuous
         self._pending: list[_Request] = []
