@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 import time
 from collections import OrderedDict
@@ -270,11 +271,13 @@ class _RunningBatch:
         for layer, (keys, values) in zip(self.cache.layers, self.pools):
             layer.load(keys[: len(self.rows)], values[: len(self.rows)], self.width)
 
-    def _reserve(self, rows: int, slots: int, like: list[torch.Tensor]) -> None:
-        """Makes the pools hold at least `rows` rows of `slots` slots (`like`: a key tensor per
-        layer, for shape and dtype when there are no pools yet)."""
+    def _reserve(self, rows: int, slots: int, like: list[torch.Tensor] | None = None) -> bool:
+        """Makes the pools hold at least `rows` rows of `slots` slots; True when they were
+        replaced (the layers then need `_bind`). `like`: a key tensor per layer, for shape and
+        dtype when there are no pools yet."""
         if self.pools and rows <= self.pools[0][0].shape[0] and slots <= self.pools[0][0].shape[2]:
-            return
+            return False
+        like = like or [keys for keys, _ in self.pools]
         live, width = len(self.rows), self.width
         capacity_rows = max(rows, min(self.engine.max_batch, 2 * live), 1)
         capacity_slots = slots + GrowingKVLayer.reserve
@@ -287,12 +290,13 @@ class _RunningBatch:
                 values[:live, :, :width] = self.pools[index][1][:live, :, :width]
             pools.append((keys, values))
         self.pools = pools
+        return True
 
     def _shift(self, by: int) -> None:
         """Moves every row's slots `by` to the right (or left, when negative), resizing the mask."""
         live, width = len(self.rows), self.width
         new_width = width + by
-        self._reserve(live, new_width + 1, [keys for keys, _ in self.pools])
+        self._reserve(live, new_width + 1)
         for keys, values in self.pools:
             for pool in (keys, values):
                 if by > 0:
@@ -308,9 +312,8 @@ class _RunningBatch:
         """One decode step of every row; the next-token logits, a row each."""
         engine = self.engine
         engine._check_open()
-        if self.pools:
-            self._reserve(len(self.rows), self.width + 1, [keys for keys, _ in self.pools])
-            self._bind()
+        if self.pools and self._reserve(len(self.rows), self.width + 1):
+            self._bind()  # otherwise the layers are bound already: take, join and the last update left them so
         self.mask = torch.cat([self.mask, self.mask.new_ones((len(self.rows), 1))], dim=1)
         ids = torch.tensor([[row.feed] for row in self.rows], device=engine.device)
         positions = torch.tensor([[row.position] for row in self.rows], device=engine.device)
@@ -340,7 +343,8 @@ class _RunningBatch:
             leaving.append(slot)
         if not leaving:
             return
-        keep = [slot for slot in range(len(self.rows)) if slot not in set(leaving)]
+        gone = set(leaving)
+        keep = [slot for slot in range(len(self.rows)) if slot not in gone]
         self.engine._save_finished(self.cache, self.mask, list(range(len(self.rows))), keep,
                                    [row.sequence for row in self.rows], self.adapter)
         for slot in leaving:
@@ -642,17 +646,9 @@ class GenerationEngine:
                          **with_cache(cache), use_cache=True, logits_to_keep=1)
         cache, logits = cache_of(out), out.logits[:, -1, :]
         prefill_seconds = time.perf_counter() - started
-        results: dict[int, Completion] = {}
-
-        def keeper(index: int) -> Callable[[Completion | BaseException], None]:
-            def deliver(result: Completion | BaseException) -> None:
-                if isinstance(result, BaseException):
-                    raise result
-                results[index] = result
-            return deliver
-
-        rows = [_Row(sequence, None, int(positions[i, -1]), from_cache[i], started, prefill_seconds, batch, keeper(i))
-                for i, sequence in enumerate(sequences)]
+        results: dict[int, Completion] = {}  # a failure here raises from the forward, not through a row
+        rows = [_Row(sequence, None, int(positions[i, -1]), from_cache[i], started, prefill_seconds, batch,
+                     functools.partial(results.__setitem__, i)) for i, sequence in enumerate(sequences)]
         if batch == 1 and self.lookahead and params[0].temperature <= 0:
             self._decode_with_lookup(sequences[0], cache, mask, logits, rows[0].position, adapter)
             return [self._completion(rows[0])]
