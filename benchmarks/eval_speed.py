@@ -10,7 +10,9 @@ Variants:
   conversation; at high concurrency the entries crowded each other out. Static batches.
 - `latest-step`: a conversation's newer entry replaces the entries it extends. Static batches:
   the requests queued when a batch starts decode together until the last of them stops.
-- `continuous`: the latest-step cache, and requests join the running batch at the next step.
+- `continuous-64k`: the latest-step cache, and requests join the running batch at the next step.
+- `continuous`: the same with the engine's conversation budget, which grows with the batch
+  (before 2026-12-08 it was 64k tokens on a CPU, as in the variants above).
 
     python benchmarks/eval_speed.py runs/data/test.episodes.jsonl --limit 8 --concurrency 16 \\
         --out runs/eval-speed.json
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import memlora.models  # noqa: F401 - OpenMP settings before torch does work
+import torch
 from memlora.agent.engine import ConversationCache, SamplingParams, SavedKV
 from memlora.agent.loop import build_engine
 from memlora.evaluation.episodes import load_episodes
@@ -50,18 +53,20 @@ class KeepEveryStep(ConversationCache):
             self.tokens -= len(dropped.tokens)
 
 
-VARIANTS: dict[str, tuple[type[ConversationCache], bool]] = {  # cache policy, continuous batching
-    "keep-every-step": (KeepEveryStep, False),
-    "latest-step": (ConversationCache, False),
-    "continuous": (ConversationCache, True),
+# cache policy, continuous batching, conversation budget in tokens (None: the engine's default)
+VARIANTS: dict[str, tuple[type[ConversationCache], bool, int | None]] = {
+    "keep-every-step": (KeepEveryStep, False, 65536),
+    "latest-step": (ConversationCache, False, 65536),
+    "continuous-64k": (ConversationCache, True, 65536),
+    "continuous": (ConversationCache, True, None),
 }
 
 
 def play(loaded: Any, adapter: str | None, episodes: list[Any], variant: str, concurrency: int,
          max_new_tokens: int) -> tuple[float, list[Any], dict[str, Any]]:
     engine = build_engine(loaded, max_batch=concurrency)
-    cache_policy, engine.continuous = VARIANTS[variant]
-    engine.conversations = cache_policy(engine.conversations.budget_tokens)
+    cache_policy, engine.continuous, budget = VARIANTS[variant]
+    engine.conversations = cache_policy(budget or engine.conversations.budget_tokens)
     player = AgentPlayer(engine, adapter=adapter_name(adapter) if adapter else None,
                          params=SamplingParams(max_new_tokens=max_new_tokens))
     with tempfile.TemporaryDirectory() as out:
@@ -93,8 +98,10 @@ def stats(records: list[dict[str, Any]]) -> dict[str, Any]:
 def batching(engine: Any) -> dict[str, Any]:
     """How full the batches were: rows per decode forward (a lone row decoded with lookup
     drafts is not counted, its forwards check several tokens)."""
-    return {"decode_forwards": engine.decode_forwards,
-            "rows_per_decode_forward": round(engine.decoded_rows / max(1, engine.decode_forwards), 2)}
+    return {"conversation_budget_tokens": engine.conversations.budget_tokens,
+            "decode_forwards": engine.decode_forwards,
+            "rows_per_decode_forward": round(engine.decoded_rows / max(1, engine.decode_forwards), 2),
+            "join_seconds": round(engine.join_seconds, 1), "decode_seconds": round(engine.decode_seconds, 1)}
 
 
 def scores(episodes: list[Any], records: list[Any], max_new_tokens: int) -> dict[str, Any]:
@@ -148,6 +155,7 @@ def main() -> None:
     result = {
         "date": date.today().isoformat(), "machine": cpu_description(),
         "episodes": f"{args.episodes} (first {len(episodes)})", "concurrency": args.concurrency,
+        "threads": torch.get_num_threads(), "dtype": str(next(loaded.model.parameters()).dtype),
         "adapter": adapter, "runs": runs,
         "identical_to_" + first: {name: sum(a == b for a, b in zip(outputs[first], outputs[name]))
                                   for name in names},

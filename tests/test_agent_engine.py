@@ -324,3 +324,23 @@ def test_closing_the_engine_fails_every_row_of_a_continuous_batch(setup) -> None
     results, heard = asyncio.run(main())
     assert all(isinstance(r, GenerationCancelled) for r in results)
     assert heard < 200
+
+
+def test_the_conversation_cache_holds_every_batched_conversation_within_a_quarter_of_memory(setup, monkeypatch) -> None:
+    """8,192 tokens for each conversation the engine may batch (32 evaluation episodes each repeat
+    a 3k-token system prompt: a fixed 64k budget evicted entries still in use), capped at a
+    quarter of the machine's memory."""
+    import os
+
+    from memlora.agent.engine import conversation_budget
+
+    loaded, _, _ = setup
+    config = loaded.model.config
+    per_token = 2 * config.num_hidden_layers * config.num_key_value_heads * \
+        (getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads) * 4  # fp32
+    assert conversation_budget(loaded, 4) == 65536
+    assert conversation_budget(loaded, 32) == 8192 * 32
+    assert GenerationEngine(loaded, max_batch=32).conversations.budget_tokens == 8192 * 32
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 100 * 8192 * per_token // 4096}  # room for 100 x 8k / 4
+    monkeypatch.setattr(os, "sysconf", lambda name: pages[name])
+    assert conversation_budget(loaded, 64) == 100 * 8192 // 4

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -416,6 +417,31 @@ def _deliver_to(future: asyncio.Future[Completion], loop: asyncio.AbstractEventL
     return lambda result: loop.call_soon_threadsafe(_settle, future, result)
 
 
+def conversation_budget(loaded: LoadedModel, max_batch: int) -> int:
+    """Tokens of finished conversations kept for reuse: room for 8,192 of each batched
+    conversation, and never more than a quarter of the machine's memory.
+
+    A fixed 64k-token budget kept 16 concurrent evaluation episodes (each entry repeats the
+    system prompt's ~3k tokens) but at 32 it evicted entries still in use, and every evicted
+    conversation ran its whole prompt again.
+    """
+    config = loaded.model.config
+    layers = getattr(config, "num_hidden_layers", 24)
+    kv_heads = getattr(config, "num_key_value_heads", None) or getattr(config, "num_attention_heads", 2)
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    element = next(loaded.model.parameters()).element_size()
+    bytes_per_token = 2 * layers * kv_heads * head_dim * element
+    if loaded.device.type == "cuda":
+        memory = torch.cuda.get_device_properties(loaded.device).total_memory
+    else:
+        try:
+            memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            memory = 8 << 30
+    wanted = max(65536, 8192 * max_batch)
+    return max(4096, min(wanted, memory // 4 // bytes_per_token))
+
+
 class GenerationEngine:
     """Decodes prompts in batches; `generate` is the asyncio entry point, `generate_many` the sync one."""
 
@@ -434,9 +460,7 @@ class GenerationEngine:
         self.prefix_ids: list[int] = self.encode(prefix) if prefix else []
         self._prefix_caches: dict[str, SavedKV] = {}  # KV of the shared prefix, per adapter that computed it
         if conversation_cache_tokens is None:
-            # a GPU holds every batched conversation's KV (12 KiB a token for the 0.5B in bf16);
-            # 64k tokens, enough on a CPU, would keep only a few of 200 and recompute the rest
-            conversation_cache_tokens = 65536 if loaded.device.type == "cpu" else max(65536, 8192 * max_batch)
+            conversation_cache_tokens = conversation_budget(loaded, max_batch)
         self.conversations = ConversationCache(conversation_cache_tokens)
         # On a CPU a padded batch prefill computes every pad, so sequences' new tokens run one at a
         # time; on a GPU the pads are nearly free and 200 small forwards are not.
@@ -447,6 +471,8 @@ class GenerationEngine:
         self.drafted_tokens = self.accepted_tokens = 0
         # what the batches did: decode forwards and the rows they carried (drafting lone rows not counted)
         self.decode_forwards = self.decoded_rows = 0
+        # where the continuous worker's time went: running joining rows' prompts, decode steps
+        self.join_seconds = self.decode_seconds = 0.0
         self.continuous = continuous
         self._pending: list[_Request] = []
         self._pending_lock = threading.Lock()
@@ -526,14 +552,18 @@ class GenerationEngine:
                 while True:
                     with self._pending_lock:
                         other_waiting = any(request.adapter != adapter for request in self._pending)
+                    started = time.perf_counter()
                     if first or not other_waiting:
                         joining = self._take_pending(adapter, self.max_batch - len(running.rows))
                         running.join([self._prepare_row(request.ids, request.params, request.listener, adapter,
                                                         _deliver_to(request.future, loop)) for request in joining])
                         joining, first = [], False
+                    joined = time.perf_counter()
+                    self.join_seconds += joined - started
                     if not running.rows:
                         return
                     running.take(running.forward())
+                    self.decode_seconds += time.perf_counter() - joined
         except BaseException as error:  # every caller in the batch hears the failure
             for row in running.rows:
                 row.deliver(error)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
 import click
 
 from memlora.evaluation.episodes import EpisodeFileError, load_episodes
-from memlora.settings import given, hush_progress_bars, model_options
+from memlora.settings import MACHINE_LOG, given, hush_progress_bars, model_options
 
 
 @click.command("eval")
@@ -120,6 +121,9 @@ def eval_command(
         loaded = load_model(model, adapters=adapter, device=device, dtype=dtype)
         weights_dtype = str(next(loaded.model.parameters()).dtype).removeprefix("torch.")
         engine = build_engine(loaded, max_batch=max(1, concurrency))
+        logging.getLogger(MACHINE_LOG).info(
+            f"{concurrency} episodes at once, decoded in one continuous batch; conversation cache "
+            f"{engine.conversations.budget_tokens:,} tokens")
         player = AgentPlayer(
             engine, adapter=adapter_name(adapter) if adapter else None,
             params=SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0), max_steps=max_steps,
