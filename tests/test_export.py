@@ -3,7 +3,7 @@
 A tiny model with a random adapter (LoRA and its own token rows) is written as a small base GGUF
 (F32 tensors under llama.cpp's names); the exported adapter, applied the way llama.cpp applies
 it (W + alpha/rank * B @ A, token_embd gathered by token id), must give PEFT's merged weights.
-The slow test runs llama.cpp itself on the bundled model and the shipped adapter."""
+tests/test_llamacpp_runtime.py runs llama.cpp itself on the bundled model and the shipped adapter."""
 
 from __future__ import annotations
 
@@ -169,29 +169,6 @@ def test_ollama_modelfile_names_base_adapter_and_stop_token() -> None:
     text = ollama_modelfile("/m/base.gguf", "/m/adapter.gguf", "qwen", SYSTEM_PROMPT)
     assert text.startswith("FROM /m/base.gguf\nADAPTER /m/adapter.gguf\nTEMPLATE \"\"\"")
     assert 'PARAMETER stop "<|im_end|>"' in text and "<tool_response>" in text and "SYSTEM" in text
-
-
-@pytest.mark.slow
-def test_llamacpp_gives_memloras_tool_calls_with_the_exported_shipped_adapter(tmp_path: Path) -> None:
-    """The bundled GGUF and the shipped adapter in llama.cpp itself, against memlora's engine."""
-    pytest.importorskip("xllamacpp")
-    from transformers import AutoTokenizer
-
-    from memlora.agent.loop import opening_invocation
-    from memlora.evaluation.llamacpp import compare_first_steps
-    from memlora.models.loading import bundled_gguf, default_adapter, resolve_model
-
-    adapter = default_adapter("qwen2.5-coder-0.5b")
-    base = bundled_gguf("qwen2.5-coder-0.5b")
-    tokenizer = AutoTokenizer.from_pretrained(str(resolve_model("qwen2.5-coder-0.5b")))
-    out = tmp_path / "memory.gguf"
-    write_lora_gguf(read_adapter(adapter), BaseGguf(base), out, invocation=opening_invocation(tokenizer))
-    episodes = Path(__file__).resolve().parents[2] / "shared" / "spec" / "example.jsonl"
-    if not episodes.exists():
-        pytest.skip(f"{episodes} not found")
-    report = compare_first_steps("qwen2.5-coder-0.5b", adapter, base, out, episodes, max_new_tokens=160)
-    assert report["turns"] == 8 and report["turns_with_calls"] >= 4
-    assert report["same_calls"] >= 6, json.dumps(report["rows"], indent=1)[:4000]
 
 
 def test_the_peft_export_without_token_rows_gives_the_same_greedy_tokens(tiny_export: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 import click
 
-from memlora.settings import hush_progress_bars, model_options
+from memlora.settings import MACHINE_LOG, hush_progress_bars, model_options
 
 
 def load_for_chat(model: str, adapter: str | None, device: str | None = None, dtype: str | None = None,
@@ -25,6 +26,22 @@ def load_for_chat(model: str, adapter: str | None, device: str | None = None, dt
     if chosen is None:
         return load_model(model, device=device, dtype=dtype), None
     return load_model(model, adapters=[chosen], device=device, dtype=dtype), adapter_name(chosen)
+
+
+def load_llamacpp_engine(model: str, adapter: str | None, threads: int | None, backend: str,
+                         quiet: bool = False) -> tuple[Any, str | None]:
+    """The bundled model on llama.cpp with its adapter exported to GGUF; says what it chose."""
+    from memlora.agent.llamacpp_engine import LlamaCppEngine
+    from memlora.models.loading import choose_adapter, cpu_description
+
+    if quiet:
+        hush_progress_bars()
+    try:
+        engine = LlamaCppEngine(model, choose_adapter(model, adapter), threads=threads, backend=backend)
+    except (ValueError, RuntimeError) as error:
+        raise click.ClickException(str(error)) from error
+    logging.getLogger(MACHINE_LOG).info(f"{cpu_description()}: {engine.describe()}")
+    return engine, engine.adapter
 
 
 def _show_call(call: Any) -> None:
@@ -70,15 +87,24 @@ def _history_file(store: str | None) -> Path:
 @click.option("--store", default=None, help="Store URL (sqlite:PATH, jsonl:PATH). Default: memlora's user store.")
 @click.option("--server", "server_command", default=None, help="Use another memory MCP server, run as this command.")
 @click.option("--session", "new_session", is_flag=True, help="Start a fresh session (empty chat context, same memory).")
+@click.option("--runtime", type=click.Choice(["memlora", "llamacpp"]), default="memlora", show_default=True,
+              help="memlora: the torch engine (--dtype, --device). llamacpp: the bundled GGUF on llama.cpp, the "
+                   "adapter exported to a LoRA GGUF on first use; faster for one conversation on a CPU.")
+@click.option("--llamacpp-backend", type=click.Choice(["auto", "llama-cpp-python", "xllamacpp"]), default="auto",
+              show_default=True, help="llama.cpp binding; auto: llama-cpp-python when installed, else xllamacpp.")
+@click.option("--threads", type=int, default=None, help="llama.cpp threads (default: every core).")
 @with_sampling
 def chat(model: str, adapter: str | None, dtype: str | None, device: str | None, quiet: bool, store: str | None,
-         server_command: str | None, new_session: bool, temperature: float, seed: int | None, max_new_tokens: int,
-         max_steps: int) -> None:
+         server_command: str | None, new_session: bool, runtime: str, llamacpp_backend: str, threads: int | None,
+         temperature: float, seed: int | None, max_new_tokens: int, max_steps: int) -> None:
     """Talk to the model; it keeps what you tell it in its memory. /new starts a new session, /quit leaves."""
     from memlora.agent.loop import MemoryAgent, build_engine, connect_memory
 
-    loaded, adapter_name = load_for_chat(model, adapter, device, dtype, quiet)
-    engine = build_engine(loaded)
+    if runtime == "llamacpp":
+        engine, adapter_name = load_llamacpp_engine(model, adapter, threads, llamacpp_backend, quiet)
+    else:
+        loaded, adapter_name = load_for_chat(model, adapter, device, dtype, quiet)
+        engine = build_engine(loaded)
     history = _history_file(store if not server_command else server_command)
 
     async def run() -> None:

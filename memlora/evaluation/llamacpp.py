@@ -61,7 +61,8 @@ def calls_of(text: str) -> list[tuple[str | None, Any]]:
 
 def compare_first_steps(model: str, adapter_dir: str | Path | None, base_gguf: str | Path,
                         adapter_gguf: str | Path | None, episodes_path: str | Path, max_new_tokens: int = 256,
-                        threads: int = 1, device: str | None = None, dtype: str | None = None) -> dict[str, Any]:
+                        threads: int = 1, device: str | None = None, dtype: str | None = None,
+                        backend: str = "auto", invocation: list[int] | None = None) -> dict[str, Any]:
     """memlora's engine and llama.cpp on the first step of every user turn; counts what agrees."""
     import time
 
@@ -80,7 +81,7 @@ def compare_first_steps(model: str, adapter_dir: str | Path | None, base_gguf: s
     ours = engine.generate_many(ids, SamplingParams(max_new_tokens=max_new_tokens),
                                 adapter=adapter_name(adapter_dir) if adapter_dir else None)
     ours_seconds = time.perf_counter() - started
-    runtime = LlamaCpp(base_gguf, adapter_gguf, threads=threads)
+    runtime = LlamaCpp(base_gguf, adapter_gguf, threads=threads, backend=backend, invocation=invocation)
     started = time.perf_counter()
     theirs = [runtime.greedy(prompt, max_new_tokens) for prompt in ids]
     theirs_seconds = time.perf_counter() - started
@@ -93,7 +94,7 @@ def compare_first_steps(model: str, adapter_dir: str | Path | None, base_gguf: s
                       "same_tokens": mine.token_ids == other, "calls": len(calls_of(mine.text))})
     for turn in turns:
         turn.pop("text")
-    return {"turns": len(turns), "same_calls": sum(t["same_calls"] for t in turns),
+    return {"backend": runtime.backend, "turns": len(turns), "same_calls": sum(t["same_calls"] for t in turns),
             "same_tokens": sum(t["same_tokens"] for t in turns),
             "turns_with_calls": sum(1 for t in turns if t["calls"]),
             "memlora_seconds": round(ours_seconds, 1), "llamacpp_seconds": round(theirs_seconds, 1), "rows": turns}

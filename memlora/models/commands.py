@@ -93,10 +93,10 @@ def export_adapter(adapter: str, fmt: str, model: str, dtype: str | None, device
 
         if fmt == "gguf":
             report = compare_first_steps(model, adapter, gguf_path, target, check_episodes, max_new_tokens,
-                                         device=device, dtype=dtype)
+                                         device=device, dtype=dtype, invocation=invocation)
         else:
             report = compare_first_steps(model, adapter, target, None, check_episodes, max_new_tokens,
                                          device=device, dtype=dtype)
         (out / "check.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-        click.echo(f"llama.cpp vs memlora on {report['turns']} user turns ({report['turns_with_calls']} with calls "
+        click.echo(f"llama.cpp ({report['backend']}) vs memlora on {report['turns']} user turns ({report['turns_with_calls']} with calls "
                    f"from memlora): same calls {report['same_calls']}, same tokens {report['same_tokens']}")
