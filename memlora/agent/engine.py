@@ -422,8 +422,8 @@ def conversation_budget(loaded: LoadedModel, max_batch: int) -> int:
     conversation, and never more than a quarter of the machine's memory.
 
     A fixed 64k-token budget kept 16 concurrent evaluation episodes (each entry repeats the
-    system prompt's ~3k tokens) but at 32 it evicted entries still in use, and every evicted
-    conversation ran its whole prompt again.
+    system prompt) but at 32 it evicted entries still in use, and every evicted conversation
+    ran its whole prompt again.
     """
     config = loaded.model.config
     layers = getattr(config, "num_hidden_layers", 24)

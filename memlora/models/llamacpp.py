@@ -137,10 +137,10 @@ class _LlamaCppPython:
         started = time.perf_counter()
         cached = self._cached(prompt)
         if self.invocation:
-            start = _last_occurrence(prompt, self.invocation)
+            found = _last_occurrence(prompt, self.invocation)
             # the server switches the adapter on one token before the invocation (where memlora's
-            # engine ends the system prompt); with no invocation the prompt runs on the base weights
-            start = len(prompt) if start is None else max(0, start - 1)
+            # engine ends the system prompt), and leaves it off when the prompt has no invocation
+            start = len(prompt) if found is None else max(0, found - 1)
             if start != self.adapter_from:  # past the earlier of the two starts, the context is stale
                 cached = min(cached, start, self.adapter_from)
             self.llm.n_tokens = cached
@@ -148,7 +148,7 @@ class _LlamaCppPython:
                 self._use_adapter(False)
                 self.llm.eval(prompt[cached:start])
             self.adapter_from = start
-            self._use_adapter(True)
+            self._use_adapter(found is not None)
         self.llm.set_seed(seed if seed is not None else random.randrange(2**31))
         tokens: list[int] = []
         stop = None
