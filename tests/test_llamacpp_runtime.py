@@ -86,3 +86,17 @@ def test_a_chat_turn_on_llamacpp_reaches_the_store(tmp_path: Path) -> None:
     with sqlite3.connect(store) as db:
         names = {row[0] for row in db.execute("SELECT name FROM entities")}
     assert "Alice Chen" in names, names
+
+
+@pytest.mark.slow
+def test_an_adapter_llamacpp_cannot_apply_is_refused_with_the_way_out(tmp_path: Path) -> None:
+    """The shipped Gemma adapter has its own token rows on a tied head: no LoRA GGUF can say that."""
+    from memlora.cli import main
+
+    store = tmp_path / "memory.db"
+    result = CliRunner().invoke(main, ["chat", "--runtime", "llamacpp", "--model", "gemma-3-270m",
+                                       "--store", f"sqlite:{store}", "--session"], input="Hi, I'm Dana.\n/quit\n")
+    assert result.exit_code == 1
+    assert "gemma-3-270m-memory" in result.output and "ties its output head" in result.output
+    assert "--runtime memlora" in result.output
+    assert not store.exists()  # refused before anything was opened

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from memlora.agent.engine import Completion, SamplingParams, TokenListener
-from memlora.models.chat_format import stop_token_ids
+from memlora.models.chat_format import install_chat_template, stop_token_ids
+from memlora.models.export import ExportError
 from memlora.models.llamacpp import LlamaCpp
 from memlora.models.loading import BUNDLED, adapter_name, adapter_prefix_cache, bundled_gguf, cache_root, resolve_model
 
@@ -64,10 +65,14 @@ class LlamaCppEngine:
         if model not in BUNDLED:
             raise ValueError(f"--runtime llamacpp runs a bundled model's GGUF ({', '.join(BUNDLED)}), not {model!r}")
         self.family = BUNDLED[model].family
-        self.tokenizer = AutoTokenizer.from_pretrained(str(resolve_model(model)))
+        self.tokenizer = install_chat_template(AutoTokenizer.from_pretrained(str(resolve_model(model))), self.family)
         self.stop_ids = set(stop_token_ids(self.tokenizer, self.family))
         self.adapter = adapter_name(adapter) if adapter else None
-        adapter_gguf, invocation = exported_adapter(model, adapter, self.tokenizer) if adapter else (None, None)
+        try:
+            adapter_gguf, invocation = exported_adapter(model, adapter, self.tokenizer) if adapter else (None, None)
+        except ExportError as error:
+            raise ValueError(f"llama.cpp cannot apply {adapter} as a LoRA ({error}); "
+                             "chat with it on --runtime memlora") from error
         self.threads = threads or default_threads()
         self.runtime = LlamaCpp(bundled_gguf(model), adapter_gguf, threads=self.threads, context=context,
                                 backend=backend, invocation=invocation)
