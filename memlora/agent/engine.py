@@ -426,11 +426,10 @@ def conversation_budget(loaded: LoadedModel, max_batch: int) -> int:
     ran its whole prompt again.
     """
     config = loaded.model.config
-    layers = getattr(config, "num_hidden_layers", 24)
-    kv_heads = getattr(config, "num_key_value_heads", None) or getattr(config, "num_attention_heads", 2)
+    kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     element = next(loaded.model.parameters()).element_size()
-    bytes_per_token = 2 * layers * kv_heads * head_dim * element
+    bytes_per_token = 2 * config.num_hidden_layers * kv_heads * head_dim * element
     if loaded.device.type == "cuda":
         memory = torch.cuda.get_device_properties(loaded.device).total_memory
     else:

@@ -84,6 +84,10 @@ class LlamaCppEngine:
         return (f"llama.cpp ({self.backend}), {self.threads} threads, "
                 f"{'adapter ' + self.adapter if self.adapter else 'no adapter'}")
 
+    def _check_adapter(self, adapter: str | None) -> None:
+        if adapter != self.adapter:
+            raise ValueError(f"this llama.cpp engine holds {self.adapter or 'no adapter'}, not {adapter or 'none'}")
+
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
@@ -103,8 +107,7 @@ class LlamaCppEngine:
                        adapter: str | None = None, on_tokens: TokenListener | None = None) -> Completion:
         """Decodes one prompt with the engine's adapter (the only one it holds); `on_tokens` hears
         the whole output at the end, as this runtime does not stream."""
-        if adapter != self.adapter:
-            raise ValueError(f"this llama.cpp engine holds {self.adapter or 'no adapter'}, not {adapter or 'none'}")
+        self._check_adapter(adapter)
         ids = self.encode(prompt) if isinstance(prompt, str) else list(prompt)
         completion = await asyncio.get_running_loop().run_in_executor(
             self._executor, self._complete, ids, params or SamplingParams())
@@ -115,8 +118,7 @@ class LlamaCppEngine:
     def generate_many(self, prompts: list[list[int]], params: SamplingParams | None = None,
                       adapter: str | None = None) -> list[Completion]:
         """Each prompt in turn (the synchronous entry point of memlora's engine, for checks)."""
-        if adapter != self.adapter:
-            raise ValueError(f"this llama.cpp engine holds {self.adapter or 'no adapter'}, not {adapter or 'none'}")
+        self._check_adapter(adapter)
         return [self._complete(list(ids), params or SamplingParams()) for ids in prompts]
 
     def close(self) -> None:

@@ -155,7 +155,7 @@ class _LlamaCppPython:
         prefill = 0.0
         for token in self.llm.generate(prompt, top_k=1 if temperature == 0 else 0, top_p=top_p, min_p=0.0,
                                        typical_p=1.0, temp=temperature, repeat_penalty=1.0):
-            if not tokens and stop is None and not prefill:
+            if not prefill:  # the first token: the prompt has run
                 prefill = time.perf_counter() - started
             if int(token) in stop_ids or self.lib.llama_vocab_is_eog(self.llm._model.vocab, int(token)):
                 stop = int(token)
